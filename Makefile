@@ -1,0 +1,68 @@
+# Every target installs what it needs: a fresh machine with python3, make and git is enough.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MS_VENV := .venv-ministack
+# taskiq-aio-sqs (the library we replace) lives in its own venv: its aiobotocore pins a botocore of its own.
+AIOSQS_VENV := .venv-aiosqs
+MINISTACK_VERSION := 1.5.33
+PIP_FLAGS := --quiet --disable-pip-version-check
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install ministack aiosqs check lint format typecheck test test-unit bench-client clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@
+
+$(MS_VENV)/.installed:
+	$(PYTHON) -m venv $(MS_VENV)
+	$(MS_VENV)/bin/python -m pip install $(PIP_FLAGS) 'ministack==$(MINISTACK_VERSION)'
+	touch $@
+
+$(AIOSQS_VENV)/.installed:
+	$(PYTHON) -m venv $(AIOSQS_VENV)
+	$(AIOSQS_VENV)/bin/python -m pip install $(PIP_FLAGS) 'taskiq-aio-sqs==2.1.1'
+	touch $@
+
+aiosqs: $(AIOSQS_VENV)/.installed ## Install taskiq-aio-sqs 2.1.1 in its own venv (interop tests, benchmarks)
+
+install: $(VENV)/.installed ## Create .venv with the package and its dev dependencies
+
+ministack: $(MS_VENV)/.installed ## Install MiniStack in its own virtualenv (it pins its own botocore)
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check taskiq_sqs_http tests scripts
+	$(VENV)/bin/ruff format --check taskiq_sqs_http tests scripts
+
+format: install ## Apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff check --fix taskiq_sqs_http tests scripts
+	$(VENV)/bin/ruff format taskiq_sqs_http tests scripts
+
+typecheck: install ## pyright in strict mode on the package
+	$(VENV)/bin/pyright taskiq_sqs_http
+
+check: lint typecheck ## Lint, format check and strict type check
+
+test: install ministack aiosqs ## Run every test (unit + integration on a private MiniStack) with coverage
+	TEST_AIOSQS_PYTHON=$(CURDIR)/$(AIOSQS_VENV)/bin/python \
+		$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- \
+		$(PY) -m pytest --cov=taskiq_sqs_http --cov-report=term-missing:skip-covered \
+		--cov-report=xml:coverage.xml $(PYTEST_ARGS)
+	$(VENV)/bin/coverage report --include='taskiq_sqs_http/aws/*' --fail-under=90
+
+test-unit: install ## Unit tests only (no emulator)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bench-client: install ministack ## Client CPU per request, ours vs aiobotocore (side by side)
+	$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- \
+		$(PY) scripts/bench_client.py
+
+clean: ## Remove virtualenvs and caches
+	rm -rf $(VENV) $(MS_VENV) .pytest_cache .ruff_cache coverage.xml .coverage

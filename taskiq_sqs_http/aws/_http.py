@@ -1,0 +1,185 @@
+"""The one HTTP pool a process's SQS and S3 clients share, and the single place httpx errors are mapped.
+
+Why not ``AsyncClient.send`` on every request: httpx's client layer (auth flow, cookies, redirects, event
+hooks) costs more CPU per request than the rest of an SQS call. When we own the pool we build the
+``httpx.Request`` ourselves and hand it straight to the transport; when the user gives us their own
+``AsyncClient`` we honour it and go through ``send``. Either way the request is an ordinary
+``httpx.Request``, so respx and custom transports work unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+import httpx
+
+from ._errors import ConfigurationError, ConnectError, TimeoutError, TransportError
+
+__all__ = ["HTTPSession", "RawResponse", "Timeouts"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-phase timeouts in seconds. A long-poll receive raises ``read`` above its wait time."""
+
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 30.0
+    pool: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "write", "pool"):
+            value = getattr(self, name)
+            if not 0 < value <= 3600:
+                raise ConfigurationError(
+                    f"timeout {name} is {value!r}; allowed range is 0 < {name} <= 3600 seconds"
+                )
+
+    def as_extension(self, read: float | None = None) -> dict[str, float]:
+        return {
+            "connect": self.connect,
+            "read": self.read if read is None else read,
+            "write": self.write,
+            "pool": self.pool,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """What the protocol layers need from a response: the rest of httpx stays below this module."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _default_transport(verify: bool, max_connections: int) -> httpx.AsyncBaseTransport:
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+
+
+class HTTPSession:
+    """Owns (or borrows) the connection pool.
+
+    Pass ``http_client`` to share a pool you manage (we never close it), or ``transport`` to plug in a
+    different transport (aiohttp-backed, mock, fault-injecting); with neither we create the default
+    transport, TLS verification on, and close it in ``aclose``.
+    """
+
+    def __init__(
+        self,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeouts: Timeouts | None = None,
+        verify: bool = True,
+        max_connections: int = 64,
+    ) -> None:
+        if http_client is not None and transport is not None:
+            raise ConfigurationError(
+                "pass either http_client or transport, not both: a transport belongs to its client"
+            )
+        if max_connections < 1:
+            raise ConfigurationError(
+                f"max_connections is {max_connections!r}; allowed range is >= 1"
+            )
+        self.timeouts = timeouts or Timeouts()
+        self._client = http_client
+        self._owns_transport = http_client is None and transport is None
+        self._transport: httpx.AsyncBaseTransport | None = None
+        if http_client is None:
+            self._transport = transport or _default_transport(verify, max_connections)
+        self._closed = False
+        self._users = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def acquire(self) -> None:
+        """Count a client sharing this session, so the last one to close it closes the pool."""
+        self._users += 1
+
+    async def release(self) -> None:
+        self._users -= 1
+        if self._users <= 0:
+            await self.aclose()
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        content: bytes,
+        *,
+        operation: str,
+        read_timeout: float | None = None,
+    ) -> RawResponse:
+        if self._closed:
+            raise TransportError("HTTP session is closed", operation=operation)
+        timeout = self.timeouts.as_extension(read_timeout)
+        request = httpx.Request(
+            method, url, headers=headers, content=content, extensions={"timeout": timeout}
+        )
+        started = time.perf_counter()
+        try:
+            if self._client is not None:
+                response = await self._client.send(request)
+            else:
+                assert self._transport is not None
+                response = await self._transport.handle_async_request(request)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.ConnectTimeout as exc:
+            raise ConnectError(f"connect timeout to {request.url.host}", operation=operation) from exc
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(
+                f"{type(exc).__name__} talking to {request.url.host}", operation=operation
+            ) from exc
+        except httpx.ConnectError as exc:
+            raise ConnectError(
+                f"cannot connect to {request.url.host}: {exc}", operation=operation
+            ) from exc
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"{type(exc).__name__} talking to {request.url.host}: {exc}", operation=operation
+            ) from exc
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d in %.1f ms",
+                operation,
+                request.url.host,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+            )
+        headers_out = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
+        return RawResponse(response.status_code, headers_out, body)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_transport and self._transport is not None:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> HTTPSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        kind = "borrowed client" if self._client is not None else type(self._transport).__name__
+        return f"HTTPSession({kind}, closed={self._closed})"

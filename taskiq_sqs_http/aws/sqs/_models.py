@@ -1,0 +1,129 @@
+"""Typed values for SQS requests and responses.
+
+Frozen slotted dataclasses rather than pydantic models: they are built and read on every message, and a
+dataclass costs a fraction of a validated model. Validation of user input happens once, in the layers above.
+AWS field spellings (``QueueUrl``, ``ReceiptHandle``) never appear here; `_wire.py` translates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "BatchResult",
+    "BatchResultError",
+    "ChangeVisibilityEntry",
+    "DeleteMessageEntry",
+    "Message",
+    "MessageAttributeValue",
+    "SendMessageBatchResult",
+    "SendMessageEntry",
+    "SendMessageResult",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAttributeValue:
+    """A message attribute: ``String``/``Number`` (and ``String.xyz`` custom types) or ``Binary``."""
+
+    data_type: str
+    string_value: str | None = None
+    binary_value: bytes | None = None
+
+    @classmethod
+    def string(cls, value: str) -> MessageAttributeValue:
+        return cls("String", string_value=value)
+
+    @classmethod
+    def number(cls, value: int | float | str) -> MessageAttributeValue:
+        return cls("Number", string_value=str(value))
+
+    @classmethod
+    def binary(cls, value: bytes) -> MessageAttributeValue:
+        return cls("Binary", binary_value=value)
+
+    def wire_size(self, name: str) -> int:
+        """Bytes SQS counts against the 1 MiB limit: name, type and value."""
+        value = self.binary_value if self.binary_value is not None else (self.string_value or "").encode()
+        return len(name.encode()) + len(self.data_type.encode()) + len(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    message_id: str
+    receipt_handle: str
+    body: str
+    md5_of_body: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict[str, str])
+    message_attributes: dict[str, MessageAttributeValue] = field(
+        default_factory=dict[str, MessageAttributeValue]
+    )
+
+    @property
+    def receive_count(self) -> int:
+        try:
+            return int(self.attributes.get("ApproximateReceiveCount", "0"))
+        except ValueError:
+            return 0
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessageEntry:
+    """One message to send; ``id`` is only meaningful within a batch (unique, 1..80 chars)."""
+
+    id: str
+    body: str
+    delay_seconds: int | None = None
+    message_attributes: dict[str, MessageAttributeValue] | None = None
+    message_group_id: str | None = None
+    message_deduplication_id: str | None = None
+
+    def wire_size(self) -> int:
+        size = len(self.body.encode())
+        if self.message_attributes:
+            size += sum(v.wire_size(k) for k, v in self.message_attributes.items())
+        return size
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessageResult:
+    message_id: str
+    md5_of_body: str | None = None
+    sequence_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResultError:
+    """A failed entry of a batch call. ``sender_fault`` False means retrying may succeed."""
+
+    id: str
+    code: str
+    message: str
+    sender_fault: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessageBatchResult:
+    successful: dict[str, SendMessageResult]
+    failed: list[BatchResultError]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMessageEntry:
+    id: str
+    receipt_handle: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeVisibilityEntry:
+    id: str
+    receipt_handle: str
+    visibility_timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """Result of DeleteMessageBatch / ChangeMessageVisibilityBatch."""
+
+    successful: list[str]
+    failed: list[BatchResultError]
