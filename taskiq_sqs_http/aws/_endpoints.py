@@ -1,13 +1,15 @@
 """Region and endpoint resolution, in the order the AWS SDKs document.
 
 Region: explicit argument, ``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile's ``region`` in
-``AWS_CONFIG_FILE``, then ``us-east-1``. botocore itself reads only ``AWS_DEFAULT_REGION`` and the profile,
-but Lambda, ECS and EKS set ``AWS_REGION`` and every other SDK reads it first, so it goes first here.
+``AWS_CONFIG_FILE``, then ``us-east-1``. botocore itself reads only ``AWS_DEFAULT_REGION`` and the
+profile, but Lambda, ECS and EKS set ``AWS_REGION`` and every other SDK reads it first, so it goes
+first here.
 
-Endpoint: explicit argument, then (unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`` or the profile's
-``ignore_configured_endpoint_urls = true``) ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``, the
-profile's ``[services x]`` sub-section, the profile's ``endpoint_url``, and finally the AWS endpoint for
-the region. Each resolver also says where its answer came from, so startup can log it without secrets.
+Endpoint: explicit argument, then (unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`` or the
+profile's ``ignore_configured_endpoint_urls = true``) ``AWS_ENDPOINT_URL_<SERVICE>``,
+``AWS_ENDPOINT_URL``, the profile's ``[services x]`` sub-section, the profile's ``endpoint_url``,
+and finally the AWS endpoint for the region. Each resolver also says where its answer came from, so
+startup can log it without secrets.
 """
 
 from __future__ import annotations
@@ -68,9 +70,9 @@ def resolve_region(
 ) -> Resolved:
     """The region to sign for, and where it came from.
 
-    The config file is only read when neither argument nor environment names a region, so containers that
-    set ``AWS_REGION`` never touch the filesystem. Pass ``profile`` to reuse an already loaded profile, or
-    ``use_profile=False`` to ignore the files altogether.
+    The config file is only read when neither argument nor environment names a region, so containers
+    that set ``AWS_REGION`` never touch the filesystem. Pass ``profile`` to reuse an already loaded
+    profile, or ``use_profile=False`` to ignore the files altogether.
     """
     env = _env(environ)
     candidates = (
@@ -171,7 +173,8 @@ def describe_configuration(
     service: str = "",
 ) -> str:
     """One line for startup logs, e.g. "credentials from container endpoint, region eu-west-1 from
-    AWS_REGION". Takes ``provider.describe()`` as a string so that this module needs no provider import.
+    AWS_REGION". Takes ``provider.describe()`` as a string so that this module needs no provider
+    import.
     """
     parts = [credentials, f"region {region.value} from {region.source}"]
     if endpoint is not None:

@@ -8,7 +8,7 @@ Tree::
     ├── CredentialsError            no credentials, or a source that failed
     │   ├── NoCredentialsError      nothing found; says where we looked
     │   ├── PartialCredentialsError a key without its secret (or the reverse)
-    │   ├── CredentialSourceError   a configured source failed (HTTP error, bad JSON/XML, process exit)
+    │   ├── CredentialSourceError   a configured source failed (HTTP error, bad body, exit code)
     │   ├── UnsupportedCredentialSourceError  a profile needs SSO / assume-role, which we do not do
     │   └── ProfileNotFoundError    AWS_PROFILE (or an argument) names a profile no file defines
     ├── TransportError              no usable HTTP response (the request may or may not have run)
@@ -100,8 +100,8 @@ class PartialCredentialsError(CredentialsError):
 class CredentialSourceError(CredentialsError):
     """A source that is configured failed; the chain stops here instead of trying another identity.
 
-    Falling through to, say, instance metadata after the container endpoint failed would silently run
-    with a different role, which is worse than failing.
+    Falling through to, say, instance metadata after the container endpoint failed would silently
+    run with a different role, which is worse than failing.
     """
 
     def __init__(self, detail: str, *, source: str) -> None:
@@ -113,7 +113,7 @@ class CredentialSourceError(CredentialsError):
 class UnsupportedCredentialSourceError(CredentialsError):
     """The profile asks for a feature this client does not implement (SSO, assume-role chains).
 
-    Raised rather than skipped, because skipping would pick up some other identity the user did not mean.
+    Raised rather than skipped: skipping would pick up some other identity the user did not mean.
     """
 
     def __init__(self, feature: str, *, profile: str, hint: str = "") -> None:
@@ -131,9 +131,7 @@ class ProfileNotFoundError(CredentialsError):
     def __init__(self, profile: str, *, chosen_by: str, looked_in: Iterable[str]) -> None:
         self.profile = profile
         self.looked_in = list(looked_in)
-        super().__init__(
-            f"profile {profile!r} (from {chosen_by}) not found in " + ", ".join(self.looked_in)
-        )
+        super().__init__(f"profile {profile!r} (from {chosen_by}) not found in " + ", ".join(self.looked_in))
 
 
 class TransportError(AWSError):
@@ -148,7 +146,7 @@ class ConnectError(TransportError):
     """The connection could not be opened (so the request certainly did not run)."""
 
 
-class TimeoutError(TransportError):  # noqa: A001 - the name mirrors httpx's and stays in our namespace
+class TimeoutError(TransportError):
     """Connect, read, write or pool timeout."""
 
 
@@ -263,9 +261,7 @@ def _short_json_code(raw: str) -> str:
     return code.rsplit("#", 1)[-1]
 
 
-def parse_sqs_error(
-    status: int, headers: dict[str, str], body: bytes, operation: str
-) -> ServiceError:
+def parse_sqs_error(status: int, headers: dict[str, str], body: bytes, operation: str) -> ServiceError:
     """Build the error for a JSON 1.0 error response; never raises itself."""
     request_id = headers.get("x-amzn-requestid") or headers.get("x-amz-request-id")
     query_code: str | None = None

@@ -1,12 +1,15 @@
-"""The shared ``~/.aws/credentials`` and ``~/.aws/config`` files, read the way the AWS CLI reads them.
+"""The shared ``~/.aws/credentials`` and ``~/.aws/config`` files, read the way the AWS CLI reads
+them.
 
-Developers and CI machines configure AWS through these files far more often than through code, so a client
-that ignored them would pick a different identity, region or endpoint than ``aws`` does on the same
-machine. Only the standard library's ``configparser`` is used: the format is INI with one twist, nested
-sub-sections written as an indented continuation of a key (``sqs =`` then ``  endpoint_url = ...``).
+Developers and CI machines configure AWS through these files far more often than through code, so a
+client that ignored them would pick a different identity, region or endpoint than ``aws`` does on
+the same machine. Only the standard library's ``configparser`` is used: the format is INI with one
+twist, nested sub-sections written as an indented continuation of a key (``sqs =`` then ``
+endpoint_url = ...``).
 
-Files are read on demand and not cached: they are small, read only when a provider resolves or refreshes,
-and a developer who edits them expects the next process (or the next refresh) to see the change.
+Files are read on demand and not cached: they are small, read only when a provider resolves or
+refreshes, and a developer who edits them expects the next process (or the next refresh) to see the
+change.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ __all__ = [
 ]
 
 DEFAULT_PROFILE = "default"
-# A section name nobody writes, so that configparser's special [DEFAULT] handling never leaks values from
-# one profile into every other one (the AWS files have no such inheritance).
+# A section name nobody writes, so that configparser's special [DEFAULT] handling never leaks values
+# from one profile into every other one (the AWS files have no such inheritance).
 _NO_DEFAULT_SECTION = "\x00no-default-section"
 
 
@@ -43,8 +46,8 @@ def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 def profile_name(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """The active profile and the variable that chose it.
 
-    ``AWS_DEFAULT_PROFILE`` is checked before ``AWS_PROFILE`` because botocore does so; diverging would
-    make the same shell pick different profiles for ``aws`` and for this client.
+    ``AWS_DEFAULT_PROFILE`` is checked before ``AWS_PROFILE`` because botocore does so; diverging
+    would make the same shell pick different profiles for ``aws`` and for this client.
     """
     env = _env(environ)
     for var in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE"):
@@ -55,8 +58,8 @@ def profile_name(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
 
 
 def _expand(path: str, environ: Mapping[str, str] | None) -> Path:
-    # Expand ``~`` from the mapping we were given, so tests (and callers) that pass ``environ`` never
-    # touch the real home directory of the process.
+    # Expand ``~`` from the mapping we were given, so tests (and callers) that pass ``environ``
+    # never touch the real home directory of the process.
     if environ is not None and path.startswith("~"):
         home = environ.get("HOME") or environ.get("USERPROFILE")
         if home:
@@ -75,14 +78,15 @@ def config_file_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def parse_ini(text: str, *, source: str = "<string>") -> dict[str, dict[str, str]]:
-    """Sections of an AWS-style INI text, keys lower-cased, values raw (sub-sections left as text)."""
+    """Sections of an AWS-style INI text: keys lower-cased, values raw (sub-sections as text)."""
     parser = configparser.RawConfigParser(
         default_section=_NO_DEFAULT_SECTION, strict=False, interpolation=None
     )
     try:
         parser.read_string(text, source=source)
     except configparser.Error as exc:
-        # configparser's message names the file and line but never quotes more than the offending line.
+        # configparser's message names the file and line but never quotes more than the offending
+        # line.
         raise ConfigurationError(f"cannot parse AWS configuration file {source}: {exc}") from None
     return {section: dict(parser.items(section)) for section in parser.sections()}
 
@@ -121,9 +125,9 @@ def _read(path: Path) -> dict[str, dict[str, str]]:
 class Profile:
     """One profile as seen through both files, each kept apart so precedence stays explicit.
 
-    ``credentials`` is the ``[name]`` section of the credentials file, ``config`` the ``[profile name]``
-    (or ``[default]``) section of the config file, and ``services`` the ``[services x]`` section the profile
-    points to, already split into per-service sub-sections.
+    ``credentials`` is the ``[name]`` section of the credentials file, ``config`` the ``[profile
+    name]`` (or ``[default]``) section of the config file, and ``services`` the ``[services x]``
+    section the profile points to, already split into per-service sub-sections.
     """
 
     name: str
@@ -164,10 +168,11 @@ class Profile:
 
 
 def load_profile(name: str | None = None, *, environ: Mapping[str, str] | None = None) -> Profile:
-    """The named profile (default: the one the environment selects); empty when absent, never an error.
+    """The named profile (default: the one the environment selects); empty when absent, never an
+    error.
 
-    Whether a missing profile is an error depends on the caller: the credentials provider fails on an
-    explicitly chosen profile that does not exist, region resolution just moves on.
+    Whether a missing profile is an error depends on the caller: the credentials provider fails on
+    an explicitly chosen profile that does not exist, region resolution just moves on.
     """
     if name is None:
         name, chosen_by = profile_name(environ)

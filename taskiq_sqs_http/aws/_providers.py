@@ -1,19 +1,21 @@
 """Credential sources beyond static keys and the environment, and the chain that picks one.
 
-Every platform the broker runs on hands out credentials differently: Lambda through the environment, ECS and
-EKS Pod Identity through a container endpoint, EKS IRSA through a web identity token exchanged at STS, EC2
-through instance metadata, developers through ``~/.aws`` files and ``credential_process``. The chain tries
-them in botocore's order so that a machine resolves the same identity here as with the AWS CLI.
+Every platform the broker runs on hands out credentials differently: Lambda through the environment,
+ECS and EKS Pod Identity through a container endpoint, EKS IRSA through a web identity token
+exchanged at STS, EC2 through instance metadata, developers through ``~/.aws`` files and
+``credential_process``. The chain tries them in botocore's order so that a machine resolves the same
+identity here as with the AWS CLI.
 
 Two rules hold throughout:
 
 * a source that is *absent* raises ``NoCredentialsError`` (the chain moves on), a source that is
-  *configured but broken* raises another ``CredentialsError`` (the chain stops): falling through to another
-  identity after, say, a typo in a profile would run the worker with the wrong role;
+  *configured but broken* raises another ``CredentialsError`` (the chain stops): falling through to
+  another identity after, say, a typo in a profile would run the worker with the wrong role;
 * nothing secret is ever put in an exception message, a log line, a ``repr`` or ``describe()``.
 
-Providers that speak HTTP accept an ``httpx.AsyncClient``; without one they open a short-lived client per
-fetch. Fetches happen every few hours, so a pool would buy nothing and would need closing.
+Providers that speak HTTP accept an ``httpx.AsyncClient``; without one they open a short-lived
+client per fetch. Fetches happen every few hours, so a pool would buy nothing and would need
+closing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import os
 import re
 import shlex
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -83,8 +85,8 @@ _ISO_RE = re.compile(
 def parse_expiration(value: object, *, source: str) -> datetime:
     """An ISO 8601 timestamp as AWS writes it (``2024-01-01T00:00:00Z``, fractions, offsets).
 
-    Parsed by hand because ``datetime.fromisoformat`` on Python 3.10 rejects ``Z`` and fractions that are
-    not 3 or 6 digits, both of which AWS endpoints produce.
+    Parsed by hand because ``datetime.fromisoformat`` on Python 3.10 rejects ``Z`` and fractions
+    that are not 3 or 6 digits, both of which AWS endpoints produce.
     """
     if not isinstance(value, str):
         raise CredentialSourceError("Expiration is missing or not a string", source=source)
@@ -128,8 +130,8 @@ def _require_str(data: Mapping[str, Any], key: str, *, source: str) -> str:
 @contextlib.asynccontextmanager
 async def _client_for(
     injected: httpx.AsyncClient | None, *, timeout: float, trust_env: bool
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The caller's client, or a short-lived one closed on exit (no pool to manage between fetches)."""
+) -> AsyncGenerator[httpx.AsyncClient, None]:
+    """The caller's client, or a short-lived one closed on exit (no pool kept between fetches)."""
     if injected is not None:
         yield injected
         return
@@ -143,9 +145,9 @@ def _transport_problem(exc: httpx.HTTPError) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Web identity (EKS IRSA and any OIDC federation)
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _WEB_IDENTITY_LOOKED_IN = (
     "web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, or profile web_identity_token_file)"
@@ -176,10 +178,10 @@ def _child_text(parent: ElementTree.Element, name: str) -> str | None:
 class WebIdentityCredentialProvider:
     """``AssumeRoleWithWebIdentity`` at STS, for EKS IRSA and other OIDC federations.
 
-    The call is unsigned (the token is the proof), so no credentials are needed to get credentials. The
-    token file is read on every fetch because Kubernetes rotates the projected token; reading it once
-    works for an hour and then fails forever. Settings not passed in are taken, per key, from the
-    environment first and then from the profile, as botocore does.
+    The call is unsigned (the token is the proof), so no credentials are needed to get credentials.
+    The token file is read on every fetch because Kubernetes rotates the projected token; reading it
+    once works for an hour and then fails forever. Settings not passed in are taken, per key, from
+    the environment first and then from the profile, as botocore does.
     """
 
     def __init__(
@@ -254,7 +256,7 @@ class WebIdentityCredentialProvider:
             "sts", region.value, self._endpoint_url, self._environ, profile=profile
         )
         if endpoint.source == "default" and region.source == "default":
-            # No region anywhere: the global endpoint, like botocore, rather than guessing us-east-1.
+            # No region anywhere: the global endpoint, like botocore, not a guessed us-east-1.
             return "https://sts.amazonaws.com/"
         return endpoint.value + "/"
 
@@ -357,9 +359,9 @@ def _parse_sts_error(body: bytes) -> tuple[str, str]:
     return _child_text(error, "Code") or "", (_child_text(error, "Message") or "")[:300]
 
 
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Shared files: static keys and credential_process
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _STATIC_KEYS = ("aws_access_key_id", "aws_secret_access_key")
 
@@ -388,8 +390,8 @@ def _static_from_section(section: Mapping[str, str], *, source: str) -> Credenti
 class ProfileCredentialProvider:
     """A profile of the shared files: static keys, or ``credential_process``.
 
-    Order within the profile follows botocore: credentials file keys, then ``credential_process``, then
-    config file keys. Profiles that need SSO or an assume-role chain raise
+    Order within the profile follows botocore: credentials file keys, then ``credential_process``,
+    then config file keys. Profiles that need SSO or an assume-role chain raise
     ``UnsupportedCredentialSourceError``: silently skipping them would pick up some other identity.
     The files are re-read on every fetch, so ``invalidate()`` picks up keys rotated in the file.
     """
@@ -417,7 +419,7 @@ class ProfileCredentialProvider:
         return load_profile(self._profile, environ=self._environ)
 
     async def fetch(self) -> Credentials:
-        """Read the profile and produce credentials once (runs ``credential_process`` if that is used)."""
+        """Read the profile and produce credentials once (may run ``credential_process``)."""
         profile = self.load_profile()
         name = profile.name
         looked_in = [
@@ -470,8 +472,8 @@ class ProfileCredentialProvider:
             raise UnsupportedCredentialSourceError(
                 f"IAM Identity Center / SSO ({', '.join(sso)})",
                 profile=profile.name,
-                hint="run `aws configure export-credentials --format process` as credential_process, "
-                "or export the keys into the environment",
+                hint="use `aws configure export-credentials --format process` as "
+                "credential_process, or export the keys into the environment",
             )
         if "login_session" in keys:
             raise UnsupportedCredentialSourceError(
@@ -517,8 +519,9 @@ async def run_credential_process(
 ) -> Credentials:
     """Run ``credential_process`` without a shell and parse its Version 1 JSON.
 
-    The command line is split with ``shlex`` and executed directly, so a profile cannot smuggle shell
-    syntax. Errors name only the program, never its arguments or its stdout, which may hold secrets.
+    The command line is split with ``shlex`` and executed directly, so a profile cannot smuggle
+    shell syntax. Errors name only the program, never its arguments or its stdout, which may hold
+    secrets.
     """
     try:
         argv = shlex.split(command)
@@ -583,15 +586,18 @@ async def run_credential_process(
     return Credentials(key, secret, token or None, expiration=expiration, source=source)
 
 
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Container endpoint (ECS task roles, EKS Pod Identity, Lambda SnapStart)
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _ECS_HOST = "http://169.254.170.2"
 _CONTAINER_ALLOWED_HOSTS = frozenset(
     {"localhost", "169.254.170.2", "169.254.170.23", "fd00:ec2::23"}
 )
-_CONTAINER_LOOKED_IN = "container endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, AWS_CONTAINER_CREDENTIALS_FULL_URI)"
+_CONTAINER_LOOKED_IN = (
+    "container endpoint "
+    "(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, AWS_CONTAINER_CREDENTIALS_FULL_URI)"
+)
 
 
 def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
@@ -643,8 +649,8 @@ def container_full_uri_allowed(url: str) -> bool:
 class ContainerCredentialProvider:
     """The container credentials endpoint: ECS task roles, EKS Pod Identity, Lambda SnapStart.
 
-    The authorization token file is read on every fetch: EKS Pod Identity rotates it, and a token cached
-    at startup stops working after a few hours.
+    The authorization token file is read on every fetch: EKS Pod Identity rotates it, and a token
+    cached at startup stops working after a few hours.
     """
 
     def __init__(
@@ -677,8 +683,8 @@ class ContainerCredentialProvider:
             return None
         if not container_full_uri_allowed(full):
             raise CredentialSourceError(
-                f"AWS_CONTAINER_CREDENTIALS_FULL_URI {full!r} is refused: it must be https, or http "
-                "to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23",
+                f"AWS_CONTAINER_CREDENTIALS_FULL_URI {full!r} is refused: it must be https, "
+                "or http to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23",
                 source="container endpoint",
             )
         return full
@@ -737,7 +743,7 @@ class ContainerCredentialProvider:
                     continue
                 try:
                     return _parse_credentials_json(
-                        response.content, token_key="Token", source=source
+                        response.content, session_field="Token", source=source
                     )
                 except CredentialSourceError as exc:
                     problem = exc.detail
@@ -767,7 +773,7 @@ def _redact_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-def _parse_credentials_json(body: bytes, *, token_key: str, source: str) -> Credentials:
+def _parse_credentials_json(body: bytes, *, session_field: str, source: str) -> Credentials:
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -780,36 +786,38 @@ def _parse_credentials_json(body: bytes, *, token_key: str, source: str) -> Cred
         raise CredentialSourceError(f"response Code is {str(code)[:60]!r}", source=source)
     key = _require_str(fields, "AccessKeyId", source=source)
     secret = _require_str(fields, "SecretAccessKey", source=source)
-    token = fields.get(token_key)
+    token = fields.get(session_field)
     if token is not None and not isinstance(token, str):
-        raise CredentialSourceError(f"{token_key} is not a string", source=source)
+        raise CredentialSourceError(f"{session_field} is not a string", source=source)
     expiration = None
     if fields.get("Expiration") is not None:
         expiration = parse_expiration(fields.get("Expiration"), source=source)
     return Credentials(key, secret, token or None, expiration=expiration, source=source)
 
 
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # EC2 instance metadata (IMDSv2)
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _IMDS_DEFAULT = "http://169.254.169.254"
 _IMDS_IPV6 = "http://[fd00:ec2::254]"
-_IMDS_TOKEN_PATH = "/latest/api/token"
+_IMDS_TOKEN_PATH = "/latest/api/token"  # noqa: S105 - a URL path
 _IMDS_ROLE_PATH = "/latest/meta-data/iam/security-credentials/"
 
 
 class _NoMetadata(Exception):
-    """IMDS is not there (connection refused, unreachable, no role): not an EC2 instance with a role."""
+    """IMDS is not there (connection refused, unreachable, no role): not an EC2 instance with a
+    role."""
 
 
 class InstanceMetadataCredentialProvider:
-    """EC2 instance metadata, IMDSv2 (session token first), falling back to v1 when the PUT is refused.
+    """EC2 instance metadata, IMDSv2 (session token first), falling back to v1 when the PUT is
+    refused.
 
-    Timeouts are short (1 s, one attempt) because off EC2 this is the last stop of the chain and every
-    developer machine without credentials would otherwise wait. The session token is cached for its TTL.
-    Once credentials were obtained, a failing refresh reuses them with a pushed-out expiry (static
-    stability), as the AWS SDKs do during IMDS outages.
+    Timeouts are short (1 s, one attempt) because off EC2 this is the last stop of the chain and
+    every developer machine without credentials would otherwise wait. The session token is cached
+    for its TTL. Once credentials were obtained, a failing refresh reuses them with a pushed-out
+    expiry (static stability), as the AWS SDKs do during IMDS outages.
     """
 
     def __init__(
@@ -877,7 +885,9 @@ class InstanceMetadataCredentialProvider:
                     if not role:
                         raise _NoMetadata("no IAM role attached to the instance")
                     body = await self._get(client, base, _IMDS_ROLE_PATH + role, timeout)
-                    return _parse_credentials_json(body.encode(), token_key="Token", source=source)
+                    return _parse_credentials_json(
+                        body.encode(), session_field="Token", source=source
+                    )
                 except (_NoMetadata, CredentialSourceError) as exc:
                     last = exc
         if isinstance(last, _NoMetadata):
@@ -899,8 +909,8 @@ class InstanceMetadataCredentialProvider:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise _NoMetadata(_transport_problem(exc)) from None
         except httpx.HTTPError:
-            # A read timeout on the PUT is the classic "hop limit 1 inside a container" symptom; the GET
-            # may still work with IMDSv1.
+            # A read timeout on the PUT is the classic "hop limit 1 inside a container" symptom; the
+            # GET may still work with IMDSv1.
             return self._v1_or_fail("the token request timed out")
         if response.status_code == 200 and response.text.strip():
             # Renew a minute early so a token never expires between our check and IMDS's.
@@ -959,17 +969,18 @@ class InstanceMetadataCredentialProvider:
         return "InstanceMetadataCredentialProvider()"
 
 
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The chain
-# ---------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 class ChainCredentialProvider:
-    """Tries providers in order; the first that yields credentials is kept for the life of the chain.
+    """Tries providers in order; the first that yields credentials is kept for the life of the
+    chain.
 
-    A provider that raises ``NoCredentialsError`` is skipped; any other error stops the chain, because a
-    configured source that fails should be fixed, not replaced by some other identity. Resolution is
-    single-flight: concurrent first callers wait for one resolution.
+    A provider that raises ``NoCredentialsError`` is skipped; any other error stops the chain,
+    because a configured source that fails should be fixed, not replaced by some other identity.
+    Resolution is single-flight: concurrent first callers wait for one resolution.
     """
 
     def __init__(self, providers: Sequence[CredentialProvider]) -> None:
@@ -1045,10 +1056,11 @@ def default_credential_provider(
 ) -> CredentialProvider:
     """The provider a client should use: explicit keys or provider if given, else the default chain.
 
-    Chain order (botocore's, minus the features we refuse loudly): environment, web identity (environment
-    or profile), profile files (static keys, ``credential_process``), container endpoint, instance
-    metadata. Nothing is fetched here; the first ``get_credentials()`` resolves the chain. Passing
-    ``profile`` skips the environment keys, as ``boto3.Session(profile_name=...)`` does.
+    Chain order (botocore's, minus the features we refuse loudly): environment, web identity
+    (environment or profile), profile files (static keys, ``credential_process``), container
+    endpoint, instance metadata. Nothing is fetched here; the first ``get_credentials()`` resolves
+    the chain. Passing ``profile`` skips the environment keys, as
+    ``boto3.Session(profile_name=...)`` does.
     """
     if credentials is not None:
         if access_key_id or secret_access_key or session_token:
@@ -1068,7 +1080,8 @@ def default_credential_provider(
         )
     providers: list[CredentialProvider] = []
     if profile is None:
-        # A half-set key pair raises PartialCredentialsError, which stops the chain (not a fall-through).
+        # A half-set key pair raises PartialCredentialsError, which stops the chain (not a fall-
+        # through).
         providers.append(EnvironmentCredentialProvider(environ))
     providers.extend(
         [

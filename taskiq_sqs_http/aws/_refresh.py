@@ -1,17 +1,19 @@
 """Caching and refreshing of temporary credentials, shared by every provider that fetches them.
 
-Temporary credentials must be renewed before they expire, but a worker may sign hundreds of requests a
-second: the refresh has to happen once, not once per request, and should happen before anyone has to wait.
-Two windows, as in botocore and aiodynamo:
+Temporary credentials must be renewed before they expire, but a worker may sign hundreds of requests
+a second: the refresh has to happen once, not once per request, and should happen before anyone has
+to wait. Two windows, as in botocore and aiodynamo:
 
-* advisory (15 min before expiry): the caller gets the current credentials at once and a single background
-  task fetches new ones; if that fails, the failure is logged and the old credentials stay in use;
+* advisory (15 min before expiry): the caller gets the current credentials at once and a single
+  background task fetches new ones; if that fails, the failure is logged and the old credentials
+  stay in use;
 * mandatory (10 min before expiry): callers wait for the fetch (all of them for the same one), and a
   failure is raised, because the credentials may stop working before the next attempt.
 
-Instance metadata sometimes hands out credentials that are already inside the refresh window (during an
-IMDS outage it keeps serving the old ones). Re-fetching on every call would hammer a struggling endpoint,
-so for such sources the local expiry is pushed out by the advisory window plus 2 to 10 random minutes.
+Instance metadata sometimes hands out credentials that are already inside the refresh window (during
+an IMDS outage it keeps serving the old ones). Re-fetching on every call would hammer a struggling
+endpoint, so for such sources the local expiry is pushed out by the advisory window plus 2 to 10
+random minutes.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ class RefreshSettings:
 
     advisory_window: timedelta = timedelta(minutes=15)
     mandatory_window: timedelta = timedelta(minutes=10)
-    # After a failed background refresh, wait this long before trying again in the background, so that
-    # every request in the advisory window does not start its own doomed fetch.
+    # After a failed background refresh, wait this long before trying again in the background, so
+    # that every request in the advisory window does not start its own doomed fetch.
     retry_after_failure: timedelta = timedelta(seconds=30)
     extension_jitter: tuple[timedelta, timedelta] = (timedelta(minutes=2), timedelta(minutes=10))
     now: Callable[[], datetime] = utc_now
@@ -71,10 +73,10 @@ class RefreshSettings:
 class RefreshableCredentialProvider:
     """Wraps ``fetch`` (one network exchange) with caching, windows and single-flight refresh.
 
-    Only one fetch is ever in flight: a refresh is an ``asyncio.Task`` that every waiting caller shields
-    and awaits, so a caller that is cancelled does not cancel the fetch the others are waiting for. The
-    task is kept referenced until it finishes and ``aclose()`` cancels it, so no task is left pending when
-    the event loop closes.
+    Only one fetch is ever in flight: a refresh is an ``asyncio.Task`` that every waiting caller
+    shields and awaits, so a caller that is cancelled does not cancel the fetch the others are
+    waiting for. The task is kept referenced until it finishes and ``aclose()`` cancels it, so no
+    task is left pending when the event loop closes.
     """
 
     __slots__ = (
@@ -164,7 +166,8 @@ class RefreshableCredentialProvider:
             f"expiration={expiration.isoformat() if expiration else None!r})"
         )
 
-    # -- internals ----------------------------------------------------------------------------------
+    # -- internals
+    # ----------------------------------------------------------------------------------
     async def _wait_for_refresh(self) -> Credentials:
         task = self._ensure_task()
         self._awaited = True

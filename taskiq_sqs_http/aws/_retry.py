@@ -118,9 +118,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_attempts <= 20:
-            raise ConfigurationError(
-                f"max_attempts is {self.max_attempts!r}; allowed range is 1..20"
-            )
+            raise ConfigurationError(f"max_attempts is {self.max_attempts!r}; allowed range is 1..20")
         for name in ("base_delay", "throttling_base_delay", "max_delay"):
             value = getattr(self, name)
             if not 0 <= value <= 300:

@@ -232,7 +232,5 @@ class ServiceClient:
                 logger.warning("%s: retry quota exhausted, not retrying %s", operation, error)
                 raise error
             delay = self.retry_policy.delay(attempt, error)
-            logger.info(
-                "%s: attempt %d failed (%s); retrying in %.2f s", operation, attempt, error, delay
-            )
+            logger.info("%s: attempt %d failed (%s); retrying in %.2f s", operation, attempt, error, delay)
             await asyncio.sleep(delay)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -78,10 +77,6 @@ _UNSIGNABLE_HEADERS = frozenset(
 )
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-# Characters httpx leaves alone in a path. Anything else in a ``str`` URL is encoded by httpx
-# before it is sent, so we encode it the same way to sign what is really sent.
-_NOT_WIRE_SAFE_PATH = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]")
 
 _KEY_CACHE: dict[tuple[str, str], tuple[str, str, bytes]] = {}
 """(region, service) -> (secret, yyyymmdd, signing key).
@@ -173,13 +168,6 @@ def _remove_dot_segments(path: str) -> str:
     return result
 
 
-def _wire_path(path: str) -> str:
-    """Encode what httpx would encode, leaving existing ``%XX`` escapes alone."""
-    if _NOT_WIRE_SAFE_PATH.search(path) is None:
-        return path
-    return _NOT_WIRE_SAFE_PATH.sub(lambda m: quote(m.group(), safe=""), path)
-
-
 def _amz_date(now: datetime | None) -> str:
     if now is None:
         now = datetime.now(timezone.utc)
@@ -256,9 +244,9 @@ class SigV4Signer:
         normalize_path: bool | None = None,
         content_sha256_header: bool | None = None,
     ) -> None:
-        """``normalize_path`` and ``content_sha256_header`` default to the service's rules (both
-        off for everything but S3 / on for S3 respectively); they exist because the SigV4 test
-        suites exercise S3's rules under a service named "service".
+        """``normalize_path`` (default: every service but S3) and ``content_sha256_header``
+        (default: S3 only) can be overridden because the SigV4 test suites exercise S3's rules
+        under a service named "service"; the client never needs to.
         """
         if not region:
             raise ConfigurationError("region must not be empty")
@@ -306,8 +294,13 @@ class SigV4Signer:
         ``X-Amz-Security-Token`` and ``X-Amz-Content-SHA256``.
 
         ``headers`` are the headers that will be sent; all are signed except hop-by-hop and tracing
-        headers that intermediaries may change. ``url`` must be what goes on the wire: pass the same
-        string or ``httpx.URL`` to httpx.
+        headers that intermediaries may change.
+
+        ``url`` must be what goes on the wire, and the same value must be handed to httpx. An
+        ``httpx.URL`` is read through ``raw_path``, so it is always in wire form. A ``str`` is taken
+        verbatim and must already be percent-encoded (``encode_s3_key``, ``build_query``): httpx
+        would encode a raw space or non-ASCII character *after* we signed it, and we deliberately do
+        not guess (the SigV4 suites feed raw, logical paths through exactly this verbatim route).
         """
         return self.sign_details(
             method, url, headers, body, now, unsigned_payload=unsigned_payload
@@ -507,7 +500,7 @@ class SigV4Signer:
             if port is None or port == _DEFAULT_PORTS.get(parts.scheme)
             else (f"{hostname}:{port}")
         )
-        path = _wire_path(parts.path)
+        path = parts.path
         base = f"{parts.scheme}://{parts.netloc}{path}"
         return _ParsedURL(host, self._canonical_uri(path), parts.query, base)
 

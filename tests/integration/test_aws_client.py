@@ -47,9 +47,7 @@ async def test_sqs_queue_lifecycle(clients: tuple[SQSClient, S3Client], unique_n
     """Create, look up, read and change attributes, purge and delete a FIFO queue."""
     sqs, _ = clients
     name = unique_name + ".fifo"
-    url = await sqs.create_queue(
-        name, attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
-    )
+    url = await sqs.create_queue(name, attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})
     assert await sqs.get_queue_url(name) == url
     await sqs.set_queue_attributes(url, {"VisibilityTimeout": "45"})
     attributes = await sqs.get_queue_attributes(url)

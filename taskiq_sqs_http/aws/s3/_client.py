@@ -168,9 +168,7 @@ class S3Client(ServiceClient):
             headers.extend((_META_PREFIX + k.lower(), v) for k, v in metadata.items())
         if encryption is not None:
             headers.extend(encryption.headers())
-        response = await self._s3(
-            "PUT", bucket, key, operation="PutObject", body=body, headers=headers
-        )
+        response = await self._s3("PUT", bucket, key, operation="PutObject", body=body, headers=headers)
         return response.headers.get("etag")
 
     async def get_object(self, bucket: str, key: str) -> GetObjectResult:

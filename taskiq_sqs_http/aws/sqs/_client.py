@@ -68,7 +68,12 @@ class SQSClient(ServiceClient):
     service = "sqs"
 
     async def _call(
-        self, action: str, payload: JSON, *, read_timeout: float | None = None, long_poll: bool = False
+        self,
+        action: str,
+        payload: JSON,
+        *,
+        read_timeout: float | None = None,
+        long_poll: bool = False,
     ) -> JSON:
         headers = [
             ("host", self._endpoint_netloc),
@@ -92,7 +97,9 @@ class SQSClient(ServiceClient):
             data: Any = orjson.loads(response.body)
         except orjson.JSONDecodeError:
             raise malformed(
-                action, response.status, f"response is not JSON (first bytes: {response.body[:80]!r})"
+                action,
+                response.status,
+                f"response is not JSON (first bytes: {response.body[:80]!r})",
             ) from None
         if not isinstance(data, dict):
             raise malformed(action, response.status, "response is not a JSON object")
@@ -140,7 +147,7 @@ class SQSClient(ServiceClient):
         data = await self._call(
             "GetQueueAttributes", {"QueueUrl": queue_url, "AttributeNames": list(attribute_names)}
         )
-        attributes = data.get("Attributes") or {}
+        attributes: Any = data.get("Attributes") or {}
         if not isinstance(attributes, dict):
             raise malformed("GetQueueAttributes", 200, "Attributes is not an object")
         return {str(k): str(v) for k, v in cast(JSON, attributes).items()}
@@ -217,9 +224,7 @@ class SQSClient(ServiceClient):
             payload["VisibilityTimeout"] = visibility_timeout
         if receive_request_attempt_id is not None:
             payload["ReceiveRequestAttemptId"] = receive_request_attempt_id
-        data = await self._call(
-            "ReceiveMessage", payload, read_timeout=read_timeout, long_poll=True
-        )
+        data = await self._call("ReceiveMessage", payload, read_timeout=read_timeout, long_poll=True)
         return decode_messages(data, "ReceiveMessage", 200)
 
     async def delete_message(self, queue_url: str, receipt_handle: str) -> None:

@@ -29,9 +29,7 @@ JSON = dict[str, Any]
 
 
 def malformed(operation: str, status: int, detail: str) -> MalformedResponseError:
-    return MalformedResponseError(
-        "MalformedResponse", detail, status=status, operation=operation
-    )
+    return MalformedResponseError("MalformedResponse", detail, status=status, operation=operation)
 
 
 def encode_attributes(attributes: Mapping[str, MessageAttributeValue]) -> JSON:
@@ -94,7 +92,7 @@ def _decode_attribute(raw: Any, operation: str, status: int) -> MessageAttribute
 
 
 def decode_messages(data: JSON, operation: str, status: int) -> list[Message]:
-    raw_messages = data.get("Messages") or []
+    raw_messages: Any = data.get("Messages") or []
     if not isinstance(raw_messages, list):
         raise malformed(operation, status, "Messages is not a list")
     messages: list[Message] = []
@@ -102,8 +100,8 @@ def decode_messages(data: JSON, operation: str, status: int) -> list[Message]:
         if not isinstance(raw, dict):
             raise malformed(operation, status, "message is not an object")
         item = cast(JSON, raw)
-        attributes = item.get("Attributes") or {}
-        message_attributes = item.get("MessageAttributes") or {}
+        attributes: Any = item.get("Attributes") or {}
+        message_attributes: Any = item.get("MessageAttributes") or {}
         if not isinstance(attributes, dict) or not isinstance(message_attributes, dict):
             raise malformed(operation, status, "message attributes are not objects")
         messages.append(
@@ -131,7 +129,7 @@ def decode_send_result(data: JSON, operation: str, status: int) -> SendMessageRe
 
 
 def _decode_failed(data: JSON, operation: str, status: int) -> list[BatchResultError]:
-    raw_failed = data.get("Failed") or []
+    raw_failed: Any = data.get("Failed") or []
     if not isinstance(raw_failed, list):
         raise malformed(operation, status, "Failed is not a list")
     failed: list[BatchResultError] = []
@@ -151,7 +149,7 @@ def _decode_failed(data: JSON, operation: str, status: int) -> list[BatchResultE
 
 
 def _successful_list(data: JSON, operation: str, status: int) -> list[JSON]:
-    raw = data.get("Successful") or []
+    raw: Any = data.get("Successful") or []
     if not isinstance(raw, list) or not all(isinstance(x, dict) for x in cast(list[Any], raw)):
         raise malformed(operation, status, "Successful is not a list of objects")
     return cast(list[JSON], raw)

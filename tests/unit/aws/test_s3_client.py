@@ -178,9 +178,7 @@ async def test_s3_delete_objects_parses_result() -> None:
         b"<Error><Key>b&amp;c</Key><Code>AccessDenied</Code><Message>no</Message></Error>"
         b"</DeleteResult>"
     )
-    route = router.post(url__regex=r"/b\?delete=$").mock(
-        return_value=httpx.Response(200, content=result_xml)
-    )
+    route = router.post(url__regex=r"/b\?delete=$").mock(return_value=httpx.Response(200, content=result_xml))
     async with make_client(router, endpoint_url="http://127.0.0.1:1") as s3:
         result = await s3.delete_objects("b", ["a", "b&c"])
         with pytest.raises(ConfigurationError, match="keys has 0 entries"):

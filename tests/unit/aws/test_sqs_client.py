@@ -109,7 +109,9 @@ async def test_sqs_send_message_request_shape(router: respx.Router) -> None:
     }
 
 
-async def test_sqs_receive_decodes_messages_and_sets_long_poll_timeout(router: respx.Router) -> None:
+async def test_sqs_receive_decodes_messages_and_sets_long_poll_timeout(
+    router: respx.Router,
+) -> None:
     """Messages decode with attributes; the read timeout of a long poll exceeds WaitTimeSeconds."""
     route = router.post("/", headers=target("ReceiveMessage")).mock(
         return_value=ok(
@@ -162,18 +164,14 @@ async def test_sqs_batches_report_failed_entries(router: respx.Router) -> None:
         return_value=ok({"Successful": [{"Id": "1"}], "Failed": []})
     )
     router.post("/", headers=target("ChangeMessageVisibilityBatch")).mock(
-        return_value=ok(
-            {"Failed": [{"Id": "1", "Code": "ReceiptHandleIsInvalid", "SenderFault": True}]}
-        )
+        return_value=ok({"Failed": [{"Id": "1", "Code": "ReceiptHandleIsInvalid", "SenderFault": True}]})
     )
     async with make_client(router) as sqs:
         sent = await sqs.send_message_batch(
             QUEUE, [SendMessageEntry("a", "x"), SendMessageEntry("b", "y", delay_seconds=3)]
         )
         deleted = await sqs.delete_message_batch(QUEUE, [DeleteMessageEntry("1", "rh")])
-        changed = await sqs.change_message_visibility_batch(
-            QUEUE, [ChangeVisibilityEntry("1", "rh", 30)]
-        )
+        changed = await sqs.change_message_visibility_batch(QUEUE, [ChangeVisibilityEntry("1", "rh", 30)])
     assert sent.successful["a"].message_id == "m-a"
     assert [(f.id, f.code, f.sender_fault) for f in sent.failed] == [("b", "InternalError", False)]
     assert deleted.successful == ["1"] and deleted.failed == []
@@ -318,9 +316,7 @@ async def test_sqs_transport_errors_are_mapped(
     assert not isinstance(info.value, httpx.HTTPError)
 
 
-async def test_sqs_backoff_uses_policy_delays(
-    router: respx.Router, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_sqs_backoff_uses_policy_delays(router: respx.Router, monkeypatch: pytest.MonkeyPatch) -> None:
     """Capped exponential backoff with full jitter; throttling waits on the longer base."""
     slept: list[float] = []
 
@@ -390,9 +386,7 @@ async def test_sqs_expired_token_refreshes_once(router: respx.Router) -> None:
             return "rotating"
 
     provider = Rotating()
-    route = router.post("/").mock(
-        side_effect=[sqs_error("ExpiredToken"), ok({"QueueUrl": QUEUE})]
-    )
+    route = router.post("/").mock(side_effect=[sqs_error("ExpiredToken"), ok({"QueueUrl": QUEUE})])
     async with make_client(router, credentials=provider) as sqs:
         await sqs.get_queue_url("jobs")
     keys = [c.request.headers["authorization"].split("Credential=")[1][:5] for c in route.calls]
@@ -426,7 +420,13 @@ async def test_sqs_repr_and_errors_hide_secrets(router: respx.Router) -> None:
         with pytest.raises(SQSError) as info:
             await sqs.purge_queue(QUEUE)
         credentials = await sqs.credential_provider.get_credentials()
-    for text in (repr(client), client.describe(), str(info.value), repr(info.value), repr(credentials)):
+    for text in (
+        repr(client),
+        client.describe(),
+        str(info.value),
+        repr(info.value),
+        repr(credentials),
+    ):
         assert SECRET not in text and TOKEN not in text
 
 
