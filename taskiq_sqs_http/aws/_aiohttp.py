@@ -12,7 +12,6 @@ per-request timeouts, and aiohttp's errors onto httpx's, so the layer above maps
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import aiohttp
 import httpx
@@ -43,44 +42,62 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
         return self._session
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def request_raw(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        content: bytes,
+        timeouts: dict[str, float],
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send without building httpx objects: the hot path `HTTPSession` takes when it owns us.
+
+        Raises httpx's exceptions (without a request attached) so errors are mapped in one place.
+        """
         session = self._session or self._open()
-        timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
         timeout = aiohttp.ClientTimeout(
             total=None,
             connect=timeouts.get("pool"),
             sock_connect=timeouts.get("connect"),
             sock_read=timeouts.get("read"),
         )
+        try:
+            async with session.request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=content or None,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return response.status, {k.lower(): v for k, v in response.headers.items()}, body
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx.ConnectError(str(exc)) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise httpx.ConnectTimeout(str(exc) or "connect timeout") from exc
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise httpx.ReadTimeout(str(exc) or "read timeout") from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise httpx.RemoteProtocolError(str(exc)) from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in request.headers.raw
             if k.lower() not in _SKIP_HEADERS
         ]
-        url = URL(str(request.url), encoded=True)
+        timeouts: dict[str, float] = request.extensions.get("timeout") or {}
         try:
-            async with session.request(
-                request.method,
-                url,
-                headers=headers,
-                data=request.content or None,
-                timeout=timeout,
-                allow_redirects=False,
-            ) as response:
-                body = await response.read()
-                status = response.status
-                raw_headers = list(response.raw_headers)
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc) or "connect timeout", request=request) from exc
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timeout", request=request) from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request) from exc
-        return httpx.Response(status, headers=raw_headers, content=body, request=request)
+            status, response_headers, body = await self.request_raw(
+                request.method, str(request.url), headers, request.content, timeouts
+            )
+        except httpx.TransportError as exc:
+            exc.request = request
+            raise
+        return httpx.Response(status, headers=response_headers, content=body, request=request)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -13,11 +13,15 @@ import logging
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
+from urllib.parse import urlsplit
 
 import httpx
 
 from ._errors import ConfigurationError, ConnectError, TimeoutError, TransportError
+
+if TYPE_CHECKING:
+    from ._aiohttp import AiohttpTransport
 
 __all__ = ["Backend", "HTTPSession", "RawResponse", "Timeouts"]
 
@@ -84,6 +88,10 @@ def _default_transport(backend: Backend, verify: bool, max_connections: int) -> 
     return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
 
 
+def _host(url: str) -> str:
+    return urlsplit(url).netloc
+
+
 class HTTPSession:
     """Owns (or borrows) the connection pool.
 
@@ -115,6 +123,10 @@ class HTTPSession:
         self._transport: httpx.AsyncBaseTransport | None = None
         if http_client is None:
             self._transport = transport or _default_transport(backend, verify, max_connections)
+        # When the transport is our aiohttp one, skip building httpx objects on the hot path.
+        self._raw: AiohttpTransport | None = None
+        if self._owns_transport and type(self._transport).__name__ == "AiohttpTransport":
+            self._raw = cast("AiohttpTransport", self._transport)
         self._closed = False
         self._users = 0
 
@@ -144,42 +156,53 @@ class HTTPSession:
         if self._closed:
             raise TransportError("HTTP session is closed", operation=operation)
         timeout = self.timeouts.as_extension(read_timeout)
-        request = httpx.Request(
-            method, url, headers=headers, content=content, extensions={"timeout": timeout}
-        )
         started = time.perf_counter()
         try:
-            if self._client is not None:
-                response = await self._client.send(request)
+            if self._raw is not None:
+                status, response_headers, body = await self._raw.request_raw(
+                    method, url, headers, content, timeout
+                )
             else:
-                assert self._transport is not None
-                response = await self._transport.handle_async_request(request)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
+                status, response_headers, body = await self._send_httpx(
+                    method, url, headers, content, timeout
+                )
         except httpx.ConnectTimeout as exc:
-            raise ConnectError(f"connect timeout to {request.url.host}", operation=operation) from exc
+            raise ConnectError(f"connect timeout to {_host(url)}", operation=operation) from exc
         except httpx.TimeoutException as exc:
-            raise TimeoutError(
-                f"{type(exc).__name__} talking to {request.url.host}", operation=operation
-            ) from exc
+            raise TimeoutError(f"{type(exc).__name__} talking to {_host(url)}", operation=operation) from exc
         except httpx.ConnectError as exc:
-            raise ConnectError(f"cannot connect to {request.url.host}: {exc}", operation=operation) from exc
+            raise ConnectError(f"cannot connect to {_host(url)}: {exc}", operation=operation) from exc
         except httpx.TransportError as exc:
             raise TransportError(
-                f"{type(exc).__name__} talking to {request.url.host}: {exc}", operation=operation
+                f"{type(exc).__name__} talking to {_host(url)}: {exc}", operation=operation
             ) from exc
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d in %.1f ms",
                 operation,
-                request.url.host,
-                response.status_code,
+                _host(url),
+                status,
                 (time.perf_counter() - started) * 1000,
             )
-        headers_out = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
-        return RawResponse(response.status_code, headers_out, body)
+        return RawResponse(status, response_headers, body)
+
+    async def _send_httpx(
+        self, method: str, url: str, headers: list[tuple[str, str]], content: bytes, timeout: dict[str, float]
+    ) -> tuple[int, dict[str, str], bytes]:
+        request = httpx.Request(
+            method, url, headers=headers, content=content, extensions={"timeout": timeout}
+        )
+        if self._client is not None:
+            response = await self._client.send(request)
+        else:
+            assert self._transport is not None
+            response = await self._transport.handle_async_request(request)
+        try:
+            body = await response.aread()
+        finally:
+            await response.aclose()
+        response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
+        return response.status_code, response_headers, body
 
     async def aclose(self) -> None:
         if self._closed:

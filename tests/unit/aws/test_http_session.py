@@ -1,0 +1,189 @@
+"""HTTPSession and both real transports against loopback servers: timeouts, errors, ownership."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from taskiq_sqs_http.aws import (
+    ConfigurationError,
+    ConnectError,
+    Credentials,
+    HTTPSession,
+    RetryPolicy,
+    SQSClient,
+    Timeouts,
+    TimeoutError,
+    TransportError,
+)
+from taskiq_sqs_http.aws._aiohttp import AiohttpTransport
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return lines[0], headers, body
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler) -> str:
+        srv = await asyncio.start_server(handler, "127.0.0.1", 0)
+        servers.append(srv)
+        port = srv.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for srv in servers:
+        srv.close()
+        await srv.wait_closed()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+async def test_http_session_round_trip_on_each_backend(
+    server: Callable[[Handler], Awaitable[str]], backend: str
+) -> None:
+    """Both backends send the signed host, body and headers exactly as built."""
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await _read_request(reader))
+        body = b'{"QueueUrl": "http://q"}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    url = await server(handler)
+    async with HTTPSession(backend=backend) as http:  # type: ignore[arg-type]
+        async with SQSClient(endpoint_url=url, credentials=Credentials("a", "b"), session=http) as sqs:
+            assert await sqs.get_queue_url("q") == "http://q"
+    request_line, headers, body = seen[0]
+    assert request_line == "POST / HTTP/1.1"
+    assert headers["host"] == url.removeprefix("http://")
+    assert headers["x-amz-target"] == "AmazonSQS.GetQueueUrl"
+    assert body == b'{"QueueName":"q"}'
+
+
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+async def test_http_session_read_timeout(server: Callable[[Handler], Awaitable[str]], backend: str) -> None:
+    """A server slower than the read timeout gives our TimeoutError."""
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        await release.wait()
+        writer.close()
+
+    url = await server(handler)
+    timeouts = Timeouts(connect=1, read=0.2)
+    try:
+        async with HTTPSession(backend=backend, timeouts=timeouts) as http:  # type: ignore[arg-type]
+            with pytest.raises(TimeoutError):
+                await http.send("GET", url + "/", [], b"", operation="Probe")
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+async def test_http_session_connection_refused(backend: str) -> None:
+    """Nothing listening gives ConnectError (so the request certainly did not run)."""
+    async with HTTPSession(backend=backend) as http:  # type: ignore[arg-type]
+        with pytest.raises(ConnectError):
+            await http.send("GET", f"http://127.0.0.1:{_closed_port()}/", [], b"", operation="Probe")
+
+
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+async def test_http_session_connection_dropped(
+    server: Callable[[Handler], Awaitable[str]], backend: str
+) -> None:
+    """A server that hangs up mid-response gives a TransportError, which the client retries."""
+    calls = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        calls += 1
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        await writer.drain()
+        writer.close()
+
+    url = await server(handler)
+    async with HTTPSession(backend=backend) as http:  # type: ignore[arg-type]
+        client = SQSClient(
+            endpoint_url=url,
+            credentials=Credentials("a", "b"),
+            session=http,
+            retry_policy=RetryPolicy.testing(max_attempts=2),
+        )
+        async with client as sqs:
+            with pytest.raises(TransportError):
+                await sqs.get_queue_url("q")
+    assert calls == 2
+
+
+async def test_http_session_borrowed_client_is_not_closed() -> None:
+    """A user's AsyncClient is used through send() and left open for its owner."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"QueueUrl": "u"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as user_client:
+        sqs = SQSClient(endpoint_url="http://x", credentials=Credentials("a", "b"), http_client=user_client)
+        async with sqs:
+            assert await sqs.get_queue_url("q") == "u"
+        assert sqs.session.closed
+        assert not user_client.is_closed
+
+
+async def test_http_session_shared_pool_closes_with_last_client() -> None:
+    """Two clients on one session: the pool closes when the last one closes."""
+    http = HTTPSession(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    a = SQSClient(endpoint_url="http://x", credentials=Credentials("a", "b"), session=http)
+    b = SQSClient(endpoint_url="http://x", credentials=Credentials("a", "b"), session=http)
+    await a.aclose()
+    assert not http.closed
+    await b.aclose()
+    assert http.closed
+    with pytest.raises(TransportError, match="closed"):
+        await http.send("GET", "http://x/", [], b"", operation="Probe")
+
+
+def test_http_session_rejects_conflicting_options() -> None:
+    """Bad combinations and values are configuration errors naming the parameter."""
+    with pytest.raises(ConfigurationError, match="either http_client or transport"):
+        HTTPSession(http_client=httpx.AsyncClient(), transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    with pytest.raises(ConfigurationError, match="backend is 'curl'"):
+        HTTPSession(backend="curl")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="max_connections is 0"):
+        HTTPSession(max_connections=0)
+    with pytest.raises(ConfigurationError, match="timeout read is 0"):
+        Timeouts(read=0)
+    with pytest.raises(ConfigurationError, match="pass session, or http_client"):
+        SQSClient(session=HTTPSession(backend="httpx"), transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+
+
+async def test_aiohttp_transport_tls_verification_on_by_default() -> None:
+    """TLS verification stays on unless explicitly disabled."""
+    transport = AiohttpTransport()
+    assert transport._verify is True  # pyright: ignore[reportPrivateUsage]
+    await transport.aclose()
