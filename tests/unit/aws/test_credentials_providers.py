@@ -143,8 +143,7 @@ class LocalServer:
             self.requests.append((method, path, headers, body))
             status, payload = await self.handler(method, path, headers, body)
             writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Length: {len(payload)}\r\n"
-                "Connection: close\r\n\r\n".encode()
+                f"HTTP/1.1 {status} X\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
                 + payload
             )
             await writer.drain()
@@ -286,9 +285,7 @@ async def test_web_identity_error_response_is_reported_without_the_token(
     irsa_env: None, client_for: Callable[[Handler], tuple[httpx.AsyncClient, Recorder]]
 ) -> None:
     client, rec = client_for(
-        lambda r: httpx.Response(
-            400, content=sts_error("InvalidIdentityToken", f"Token {JWT} is expired")
-        )
+        lambda r: httpx.Response(400, content=sts_error("InvalidIdentityToken", f"Token {JWT} is expired"))
     )
     provider = WebIdentityCredentialProvider(http_client=client, retry_delay=0)
     with pytest.raises(CredentialSourceError) as info:
@@ -586,8 +583,7 @@ async def test_credential_process_failure_reports_stderr_not_stdout(tmp_path: Pa
         (f'{{"Version": 2, "AccessKeyId": "A", "SecretAccessKey": "{SECRET}"}}', "Version 2"),
         (f'{{"Version": 1, "SecretAccessKey": "{SECRET}"}}', "AccessKeyId"),
         (
-            f'{{"Version": 1, "AccessKeyId": "A", "SecretAccessKey": "{SECRET}", '
-            '"Expiration": "soon"}',
+            f'{{"Version": 1, "AccessKeyId": "A", "SecretAccessKey": "{SECRET}", "Expiration": "soon"}}',
             "ISO 8601",
         ),
     ],
@@ -825,9 +821,7 @@ async def test_container_malformed_json(
 async def test_container_against_a_local_server_with_the_default_client(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def handler(
-        method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, bytes]:
+    async def handler(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         return 200, creds_json()
 
     async with LocalServer(handler) as server:
@@ -840,9 +834,7 @@ async def test_container_against_a_local_server_with_the_default_client(
 
 
 async def test_container_timeout_against_a_silent_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def handler(
-        method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, bytes]:
+    async def handler(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         await asyncio.sleep(5)
         return 200, b""
 
@@ -891,9 +883,7 @@ class FakeIMDS:
         if path == "/latest/meta-data/iam/security-credentials/my-instance-role":
             body = self.creds_body
             if body is None:
-                body = creds_json(
-                    self.minutes, Code="Success", Type="AWS-HMAC", LastUpdated=future(-1)
-                )
+                body = creds_json(self.minutes, Code="Success", Type="AWS-HMAC", LastUpdated=future(-1))
             return httpx.Response(200, content=body)
         return httpx.Response(404)
 
@@ -1034,9 +1024,7 @@ async def test_imds_against_a_local_server_via_endpoint_override(
 ) -> None:
     fake = FakeIMDS()
 
-    async def handler(
-        method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, bytes]:
+    async def handler(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         request = httpx.Request(method, "http://x" + path, headers=headers)
         response = fake(request)
         return response.status_code, response.content

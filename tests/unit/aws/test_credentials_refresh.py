@@ -64,9 +64,7 @@ def clock() -> Clock:
     return Clock()
 
 
-def make(
-    clock: Clock, source: Source, **kwargs: object
-) -> RefreshableCredentialProvider:
+def make(clock: Clock, source: Source, **kwargs: object) -> RefreshableCredentialProvider:
     return RefreshableCredentialProvider(
         source,
         description="credentials from test source",

@@ -53,17 +53,13 @@ def test_region_explicit_wins(config_file: Path, monkeypatch: pytest.MonkeyPatch
     assert resolve_region("us-west-1") == Resolved("us-west-1", "argument")
 
 
-def test_region_aws_region_beats_default_region(
-    config_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_region_aws_region_beats_default_region(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
     assert resolve_region() == Resolved("eu-west-1", "AWS_REGION")
 
 
-def test_region_default_region_beats_profile(
-    config_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_region_default_region_beats_profile(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
     assert resolve_region() == Resolved("eu-west-2", "AWS_DEFAULT_REGION")
 
@@ -111,20 +107,14 @@ def test_endpoint_explicit_wins_even_when_configured_urls_are_ignored(
     )
 
 
-def test_endpoint_service_variable_beats_global(
-    config_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_endpoint_service_variable_beats_global(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://env-sqs:1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://env-all:2")
-    assert resolve_endpoint("sqs", "eu-west-1") == Resolved(
-        "http://env-sqs:1", "AWS_ENDPOINT_URL_SQS"
-    )
+    assert resolve_endpoint("sqs", "eu-west-1") == Resolved("http://env-sqs:1", "AWS_ENDPOINT_URL_SQS")
     assert resolve_endpoint("s3", "eu-west-1") == Resolved("http://env-all:2", "AWS_ENDPOINT_URL")
 
 
-def test_endpoint_global_variable_beats_profile(
-    config_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_endpoint_global_variable_beats_profile(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://env-all:2")
     assert resolve_endpoint("sqs", "eu-west-1").value == "http://env-all:2"
 
@@ -143,15 +133,11 @@ def test_endpoint_profile_endpoint_url(config_file: Path, monkeypatch: pytest.Mo
     assert resolve_endpoint("sqs", "sa-east-1").value == "https://plain.example"
 
 
-def test_ignore_configured_endpoint_urls_variable(
-    config_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ignore_configured_endpoint_urls_variable(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://env-sqs:1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://env-all:2")
     monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
-    assert resolve_endpoint("sqs", "eu-west-1") == Resolved(
-        "https://sqs.eu-west-1.amazonaws.com", "default"
-    )
+    assert resolve_endpoint("sqs", "eu-west-1") == Resolved("https://sqs.eu-west-1.amazonaws.com", "default")
     monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false")
     assert resolve_endpoint("sqs", "eu-west-1").value == "http://env-sqs:1"
 
@@ -184,9 +170,7 @@ def test_old_positional_signatures_still_work() -> None:
 
 
 def test_describe_configuration_line() -> None:
-    line = describe_configuration(
-        "credentials from container endpoint", Resolved("eu-west-1", "AWS_REGION")
-    )
+    line = describe_configuration("credentials from container endpoint", Resolved("eu-west-1", "AWS_REGION"))
     assert line == "credentials from container endpoint, region eu-west-1 from AWS_REGION"
     line = describe_configuration(
         "credentials from environment",

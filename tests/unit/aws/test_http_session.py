@@ -187,3 +187,23 @@ async def test_aiohttp_transport_tls_verification_on_by_default() -> None:
     transport = AiohttpTransport()
     assert transport._verify is True  # pyright: ignore[reportPrivateUsage]
     await transport.aclose()
+
+
+def test_client_layer_never_imports_taskiq_and_works_without_aiohttp() -> None:
+    """`taskiq_sqs_http.aws` stands alone: no taskiq import, and httpx's transport when aiohttp is absent."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['aiohttp'] = None\n"
+        "import asyncio, taskiq_sqs_http.aws as aws\n"
+        "assert 'taskiq' not in sys.modules, 'taskiq was imported'\n"
+        "async def main():\n"
+        "    async with aws.HTTPSession() as http:\n"
+        "        assert 'HTTPTransport' in repr(http), repr(http)\n"
+        "asyncio.run(main())\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

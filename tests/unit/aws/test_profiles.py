@@ -110,9 +110,7 @@ def test_default_profile_reads_both_files(aws_files: Path) -> None:
     assert profile.credentials_path == aws_files / "credentials"
 
 
-def test_named_profile_with_services_section(
-    aws_files: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_named_profile_with_services_section(aws_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_PROFILE", "dev")
     profile = load_profile()
     assert profile.name == "dev" and profile.chosen_by == "AWS_PROFILE"

@@ -1,0 +1,767 @@
+"""SQSBroker: taskiq's broker interface on SQS, through our own async client.
+
+The broker is wiring: routing and label handling (`_labels`), the wire format (`_envelope`), the receive
+loop (`_consumer`) and heartbeats (`_heartbeat`). Two seams exist for the batching work that follows:
+every send goes through `_send(target, entry)` and every ack through `_ack(queue_url, receipt_handle)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Coroutine, Generator, Iterable
+from typing import Any, TypeVar
+
+import httpx
+from taskiq import AsyncBroker, BrokerMessage
+from taskiq.abc.formatter import TaskiqFormatter
+from taskiq.acks import AckableMessage
+
+from ..aws import (
+    AWSError,
+    ConfigurationError,
+    CredentialsError,
+    HTTPSession,
+    Message,
+    QueueDoesNotExistError,
+    ReceiptHandleIsInvalidError,
+    RetryPolicy,
+    S3Client,
+    ServerSideEncryption,
+    ServiceError,
+    SendMessageEntry,
+    SQSClient,
+    resolve_region,
+)
+from ..aws._credentials import CredentialsLike
+from ..exceptions import (
+    BrokerConfigError,
+    BrokerNotStartedError,
+    ExtendedBucketNameMissingError,
+    QueueNotFoundError,
+    QueueNotRegisteredError,
+    SQSBrokerError,
+)
+from ._config import (
+    MAX_DELAY_SECONDS,
+    MAX_NUMBER_OF_MESSAGES,
+    MAX_VISIBILITY_TIMEOUT,
+    MAX_WAIT_TIME_SECONDS,
+    SQSQueue,
+    check_float_at_least,
+    check_int,
+    split_queue_url,
+)
+from ._consumer import Consumer, Target, make_visible
+from ._envelope import (
+    MalformedMessageError,
+    MetadataUnwrappingFormatter,
+    SQSMessageMetadata,
+    decode_body,
+    decode_pointer,
+    encode_body,
+    encode_envelope,
+    encode_pointer,
+    is_extended,
+    not_before,
+    not_before_attribute,
+)
+from ._heartbeat import Heartbeats
+from ._labels import (
+    DELAY_LABEL,
+    GROUP_ID_LABEL,
+    QUEUE_LABEL,
+    parse_delay,
+    parse_group_id,
+    retry_count,
+    sqs_delay_seconds,
+)
+from ._s3 import object_key_segment, server_side_encryption
+
+__all__ = ["MAX_SQS_MESSAGE_SIZE", "SQSBroker"]
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# SQS's limit on body plus attributes; at or above it the payload goes to S3 (2.1.1's threshold).
+MAX_SQS_MESSAGE_SIZE = 1_048_576
+_DEFAULT_HEARTBEAT_MAX_EXTENSIONS = 100
+_MAX_DEDUPLICATION_ID = 128
+# A message received this much before its not-before time runs anyway rather than being hidden again.
+_NOT_BEFORE_TOLERANCE = 1.0
+# Bound on handing un-acked messages back at shutdown.
+_SHUTDOWN_RETURN_TIMEOUT = 10.0
+# AWS error codes that mean "your request is invalid" (2.1.1 raised BrokerConfigError for these).
+_CONFIG_CODES = frozenset(
+    {
+        "InvalidParameterValue",
+        "InvalidParameterValueException",
+        "MissingParameter",
+        "NoSuchBucket",
+        "InvalidAttributeValue",
+        "InvalidAttributeName",
+        "InvalidMessageContents",
+        "UnsupportedOperation",
+        "QueueAlreadyExists",
+        "QueueNameExists",
+        "AccessDenied",
+        "AccessDeniedException",
+    }
+)
+
+
+def broker_error(exc: BaseException, queue_name: str | None = None) -> SQSBrokerError:
+    """The taskiq-layer error for a client-layer failure (the caller raises it ``from exc``)."""
+    if isinstance(exc, QueueDoesNotExistError):
+        return QueueNotFoundError(queue_name=queue_name or "?")
+    if isinstance(exc, ServiceError):
+        codes = {exc.code, exc.query_error_code}
+        if any(code in _CONFIG_CODES or (code or "").endswith("InvalidParameterValue") for code in codes):
+            return BrokerConfigError(error=f"{exc.code}: {exc.message}")
+        return SQSBrokerError(error=str(exc))
+    if isinstance(exc, (ConfigurationError, CredentialsError)):
+        return BrokerConfigError(error=str(exc))
+    return SQSBrokerError(error=str(exc))
+
+
+def _dedup_id(task_id: str, retries: int) -> str:
+    """MessageDeduplicationId: the task id, plus the retry count so that a retry is not dropped."""
+    value = task_id if retries == 0 else f"{task_id}-retry-{retries}"
+    if len(value) > _MAX_DEDUPLICATION_ID:
+        value = hashlib.sha256(value.encode()).hexdigest()
+    return value
+
+
+async def _first_error_gather(coros: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Run concurrently; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return []
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return [task.result() for task in tasks]
+
+
+class _Ack:
+    """The ack of one delivery; ``metadata`` says which delivery (2.1.1 attached it to the function)."""
+
+    __slots__ = ("_broker", "_queue_name", "metadata")
+
+    def __init__(self, broker: SQSBroker, queue_name: str, metadata: SQSMessageMetadata) -> None:
+        self._broker = broker
+        self._queue_name = queue_name
+        self.metadata = metadata
+
+    async def __call__(self) -> None:
+        await self._broker._acknowledge(self._queue_name, self.metadata)  # pyright: ignore[reportPrivateUsage]
+
+
+class SQSBroker(AsyncBroker):
+    """AWS SQS broker for taskiq; a drop-in for ``taskiq_aio_sqs.SQSBroker``.
+
+    Beyond 2.1.1: ``region_name`` defaults to the resolved region (AWS_REGION, AWS_DEFAULT_REGION,
+    profile); ``aws_session_token``, ``credentials`` (a provider or callable) and ``http_client`` (an
+    ``httpx.AsyncClient`` to share) configure the client; ``create_queues`` creates missing queues at
+    startup; ``max_delay_seconds`` is the longest DelaySeconds used before longer delays switch to
+    "hide until due"; ``server_side_encryption`` / ``sse_kms_key_id`` encrypt the S3 objects we write.
+    """
+
+    def __init__(
+        self,
+        sqs_queue_name: str,
+        *,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        use_task_id_for_deduplication: bool = False,
+        wait_time_seconds: int = 10,
+        max_number_of_messages: int = 1,
+        visibility_timeout: int | None = None,
+        delay_seconds: int = 0,
+        s3_extended_bucket_name: str | None = None,
+        is_fair_queue: bool = False,
+        enable_batching: bool = False,
+        batch_size: int = 10,
+        batch_timeout: float = 1.0,
+        skip_batch_tasks: list[str] | None = None,
+        expose_message_metadata: bool = False,
+        enable_heartbeat: bool = False,
+        heartbeat_interval: float | None = None,
+        heartbeat_max_extensions: int = _DEFAULT_HEARTBEAT_MAX_EXTENSIONS,
+        aws_session_token: str | None = None,
+        credentials: CredentialsLike | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        retry_policy: RetryPolicy | None = None,
+        create_queues: bool = False,
+        max_delay_seconds: int = MAX_DELAY_SECONDS,
+        server_side_encryption: str | ServerSideEncryption | None = None,
+        sse_kms_key_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        # -- validation, in 2.1.1's order: heartbeat, messages, delay, wait, then batching ------------
+        if heartbeat_interval is not None:
+            interval = check_float_at_least("heartbeat_interval", heartbeat_interval, 0.0)
+            if interval <= 0:
+                raise BrokerConfigError(
+                    error=f"'heartbeat_interval' must be greater than 0, got {heartbeat_interval}"
+                )
+            heartbeat_interval = interval
+        extensions = heartbeat_max_extensions
+        if isinstance(extensions, bool) or not isinstance(extensions, int) or extensions < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise BrokerConfigError(
+                error=f"'heartbeat_max_extensions' must be at least 1, got {heartbeat_max_extensions}"
+            )
+        self.max_number_of_messages = check_int(
+            "MaxNumberOfMessages", max_number_of_messages, 1, MAX_NUMBER_OF_MESSAGES
+        )
+        self.delay_seconds = check_int("DelaySeconds", delay_seconds, 0, MAX_DELAY_SECONDS)
+        self.wait_time_seconds = check_int(
+            "WaitTimeSeconds", wait_time_seconds, 0, MAX_WAIT_TIME_SECONDS
+        )
+        self.visibility_timeout: int | None = None
+        if visibility_timeout is not None:
+            self.visibility_timeout = check_int(
+                "VisibilityTimeout", visibility_timeout, 0, MAX_VISIBILITY_TIMEOUT
+            )
+        if enable_heartbeat and self.visibility_timeout is not None:
+            self._check_heartbeat_interval(heartbeat_interval, self.visibility_timeout, "the broker")
+        self._batch_size = check_int("BatchSize", batch_size, 1, 10)
+        self._batch_timeout = check_float_at_least("BatchTimeout", batch_timeout, 0.1)
+        self._enable_batching = bool(enable_batching)
+        self._skip_batch_tasks = set(skip_batch_tasks or [])
+        self.max_delay_seconds = check_int("max_delay_seconds", max_delay_seconds, 0, MAX_DELAY_SECONDS)
+        try:
+            self._encryption = server_side_encryption(server_side_encryption, sse_kms_key_id)
+        except ConfigurationError as exc:
+            raise BrokerConfigError(error=str(exc)) from None
+
+        self.use_task_id_for_deduplication = use_task_id_for_deduplication
+        self.s3_extended_bucket_name = s3_extended_bucket_name
+        self._is_fair_queue = is_fair_queue
+        self._enable_heartbeat = enable_heartbeat
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat_max_extensions = extensions
+        self._expose_message_metadata = expose_message_metadata
+        self.formatter = self._wrap_formatter(self.formatter)
+        self._create_queues = create_queues
+
+        self._region_name = region_name
+        self._client_options: dict[str, Any] = {
+            "region_name": region_name,
+            "endpoint_url": endpoint_url,
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+            "credentials": credentials,
+            "retry_policy": retry_policy,
+        }
+        self._http_client = http_client
+
+        default_queue = SQSQueue(
+            name=sqs_queue_name,
+            max_number_of_messages=self.max_number_of_messages,
+            wait_time_seconds=self.wait_time_seconds,
+            visibility_timeout=self.visibility_timeout,
+        )
+        self._check_queue(default_queue)
+        self._default_queue = default_queue
+        self._queues: dict[str, SQSQueue] = {default_queue.name: default_queue}
+
+        # -- runtime state, set by startup() ------------------------------------------------------
+        self._started = False
+        self._session: HTTPSession | None = None
+        self._sqs: SQSClient | None = None
+        self._s3: S3Client | None = None
+        self._s3_lock = asyncio.Lock()
+        self._targets: dict[str, Target] = {}
+        self._heartbeats: Heartbeats | None = None
+        self._heartbeat_settings: dict[str, tuple[int, float]] = {}
+        # Handed to taskiq and not yet acked: receipt handle -> queue URL (handed back at shutdown).
+        self._in_flight: dict[str, str] = {}
+
+    # -- configuration --------------------------------------------------------------------------------
+    @staticmethod
+    def _check_heartbeat_interval(interval: float | None, visibility_timeout: int, where: str) -> None:
+        if visibility_timeout == 0:
+            raise BrokerConfigError(
+                error=f"enable_heartbeat needs a visibility_timeout above 0 for {where}, got 0"
+            )
+        if interval is not None and interval >= visibility_timeout:
+            raise BrokerConfigError(
+                error=f"'heartbeat_interval' must be below the visibility timeout of {where} "
+                f"({visibility_timeout} s), got {interval}"
+            )
+
+    def _check_queue(self, queue: SQSQueue) -> None:
+        if queue.is_fifo and self.delay_seconds > 0:
+            raise BrokerConfigError(
+                error=f"delay_seconds is {self.delay_seconds} but queue {queue.name!r} is FIFO, "
+                "which does not support per-message delays; use 0"
+            )
+        if self._enable_heartbeat and queue.visibility_timeout is not None:
+            self._check_heartbeat_interval(
+                self._heartbeat_interval, queue.visibility_timeout, f"queue {queue.name!r}"
+            )
+
+    def _require_not_started(self, what: str) -> None:
+        if self._started:
+            raise _StateError(error=f"Cannot {what} after startup() has been invoked.")
+
+    def with_queues(self, *queues: SQSQueue) -> SQSBroker:
+        """Register more queues: kick routes to them by the ``queue`` label, listen() polls them all."""
+        self._require_not_started("register queues")
+        for queue in queues:
+            self._check_queue(queue)
+            self._queues[queue.name] = queue
+        return self
+
+    def with_default_queue(self, queue: SQSQueue) -> SQSBroker:
+        """Replace the default queue: the previous one is no longer resolved, polled or sent to."""
+        self._require_not_started("change default queue")
+        self._check_queue(queue)
+        previous = self._default_queue
+        if self._queues.get(previous.name) is previous:
+            del self._queues[previous.name]
+        self._default_queue = queue
+        self._queues[queue.name] = queue
+        self.max_number_of_messages = queue.max_number_of_messages
+        self.wait_time_seconds = queue.wait_time_seconds
+        self.visibility_timeout = queue.visibility_timeout
+        return self
+
+    def with_formatter(self, formatter: TaskiqFormatter) -> SQSBroker:
+        """Set the formatter, keeping metadata unwrapping when ``expose_message_metadata`` is on."""
+        return super().with_formatter(self._wrap_formatter(formatter))
+
+    def _wrap_formatter(self, formatter: TaskiqFormatter) -> TaskiqFormatter:
+        if self._expose_message_metadata and not isinstance(formatter, MetadataUnwrappingFormatter):
+            return MetadataUnwrappingFormatter(formatter)
+        return formatter
+
+    @property
+    def queues(self) -> dict[str, SQSQueue]:
+        """Registered queues by name (the default queue included)."""
+        return dict(self._queues)
+
+    @property
+    def default_queue(self) -> SQSQueue:
+        return self._default_queue
+
+    @property
+    def region_name(self) -> str:
+        if self._sqs is not None:
+            return self._sqs.region
+        return resolve_region(self._region_name).value
+
+    @property
+    def queue_urls(self) -> dict[str, str]:
+        """Resolved queue URLs by name (empty before startup)."""
+        return {name: target.url for name, target in self._targets.items()}
+
+    @contextlib.contextmanager
+    def handle_exceptions(self, queue_name: str | None = None) -> Generator[None, None, None]:
+        """Turn client-layer errors into this package's broker errors (2.1.1's helper, same meaning)."""
+        try:
+            yield
+        except AWSError as exc:
+            raise broker_error(exc, queue_name or self._default_queue.name) from exc
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Open the SQS client, resolve (or create) every queue concurrently, then start taskiq's side."""
+        if self._started:
+            return
+        try:
+            await self._open_clients()
+            urls = await _first_error_gather(self._resolve(q) for q in self._queues.values())
+            self._targets = {
+                q.name: Target(q, url) for q, url in zip(self._queues.values(), urls, strict=True)
+            }
+            for name, target in self._targets.items():
+                logger.info("Resolved queue '%s' URL: %s", name, target.url)
+            self._started = True
+            await super().startup()
+        except BaseException:
+            self._started = False
+            self._targets = {}
+            await self._close_clients()
+            raise
+
+    async def _open_clients(self) -> None:
+        session = HTTPSession(http_client=self._http_client)
+        try:
+            self._sqs = SQSClient(session=session, **self._client_options)
+        except BaseException as exc:
+            # The session is only closed by its last client; this one never got one.
+            await session.aclose()
+            if isinstance(exc, AWSError):
+                raise broker_error(exc) from exc
+            raise
+        self._session = session
+        logger.info("SQS broker: %s", self._sqs.describe())
+        if self._enable_heartbeat:
+            self._heartbeats = Heartbeats(self._sqs, max_extensions=self._heartbeat_max_extensions)
+
+    async def _resolve(self, queue: SQSQueue) -> str:
+        if queue.url is not None:
+            return queue.url
+        sqs = self._require_sqs("startup")
+        try:
+            return await sqs.get_queue_url(queue.name, owner_account_id=queue.owner_account_id)
+        except QueueDoesNotExistError as exc:
+            if self._create_queues and queue.creatable():
+                return await self._create_queue(queue)
+            raise QueueNotFoundError(queue_name=queue.name) from exc
+        except AWSError as exc:
+            raise broker_error(exc, queue.name) from exc
+
+    async def _create_queue(self, queue: SQSQueue) -> str:
+        sqs = self._require_sqs("startup")
+        attributes = {str(k): str(v) for k, v in queue.options.items()}
+        fifo = {"FifoQueue": "true"} if queue.is_fifo else {}
+        attributes.update(fifo)
+        if queue.is_fifo:
+            attributes.setdefault("ContentBasedDeduplication", "true")
+        if queue.visibility_timeout is not None:
+            attributes.setdefault("VisibilityTimeout", str(queue.visibility_timeout))
+        with self.handle_exceptions(queue.name):
+            if queue.dead_letter_queue is not None:
+                dlq_url = await sqs.create_queue(queue.dead_letter_queue, attributes=fifo)
+                arn = (await sqs.get_queue_attributes(dlq_url, ["QueueArn"]))["QueueArn"]
+                attributes["RedrivePolicy"] = json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": str(queue.max_receive_count)}
+                )
+                logger.info("Created dead-letter queue '%s': %s", queue.dead_letter_queue, dlq_url)
+            url = await sqs.create_queue(queue.name, attributes=attributes)
+        logger.info("Created queue '%s': %s", queue.name, url)
+        return url
+
+    async def shutdown(self) -> None:
+        """Hand back un-acked messages, stop heartbeats, run taskiq's shutdown, close every client."""
+        try:
+            if self._sqs is not None and self._in_flight:
+                await self._hand_back_in_flight(self._sqs)
+            if self._heartbeats is not None:
+                await self._heartbeats.aclose()
+        finally:
+            try:
+                await super().shutdown()
+            finally:
+                self._started = False
+                self._targets = {}
+                await self._close_clients()
+
+    async def _hand_back_in_flight(self, sqs: SQSClient) -> None:
+        by_url: dict[str, list[str]] = {}
+        for receipt_handle, url in self._in_flight.items():
+            by_url.setdefault(url, []).append(receipt_handle)
+        self._in_flight.clear()
+        logger.info("Handing %d un-acked messages back to SQS", sum(map(len, by_url.values())))
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(make_visible(sqs, url, rhs) for url, rhs in by_url.items())),
+                _SHUTDOWN_RETURN_TIMEOUT,
+            )
+        except asyncio.TimeoutError:
+            logger.warning("Timed out handing un-acked messages back; they reappear after their timeout")
+
+    async def _close_clients(self) -> None:
+        sqs, s3, session = self._sqs, self._s3, self._session
+        self._sqs = self._s3 = self._session = None
+        self._heartbeats = None
+        self._heartbeat_settings = {}
+        self._in_flight.clear()
+        try:
+            if s3 is not None:
+                await s3.aclose()
+        finally:
+            try:
+                if sqs is not None:
+                    await sqs.aclose()
+            finally:
+                if session is not None and not session.closed and sqs is None:
+                    await session.aclose()
+
+    def _require_sqs(self, operation: str) -> SQSClient:
+        if self._sqs is None:
+            raise BrokerNotStartedError(operation=operation)
+        return self._sqs
+
+    async def _get_s3(self) -> S3Client:
+        """The S3 client, created on first use: a broker that never offloads never opens one."""
+        if self._s3 is None:
+            async with self._s3_lock:
+                if self._s3 is None:
+                    if self._session is None:
+                        raise BrokerNotStartedError(operation="S3 access")
+                    self._s3 = S3Client(session=self._session, **self._client_options)
+        return self._s3
+
+    # -- sending --------------------------------------------------------------------------------------
+    def _route(self, message: BrokerMessage) -> Target:
+        name = message.labels.get(QUEUE_LABEL)
+        name = self._default_queue.name if name is None or name == "" else str(name)
+        target = self._targets.get(name)
+        if target is None:
+            if not self._started:
+                raise BrokerNotStartedError(operation="kick")
+            raise QueueNotRegisteredError(queue_name=name, registered=str(sorted(self._targets)))
+        return target
+
+    async def kick(self, message: BrokerMessage) -> None:
+        """Send one task. Returns once SQS has accepted it; any failure is raised to the caller."""
+        self._require_sqs("kick")
+        target = self._route(message)
+        entry = await self.build_entry(message, target)
+        await self._send(target, entry)
+
+    async def build_entry(self, message: BrokerMessage, target: Target) -> SendMessageEntry:
+        """The SQS message for a task: delay, group and deduplication ids, body, S3 offload."""
+        queue = target.queue
+        labels = message.labels
+        retries = retry_count(labels)
+        raw_delay = labels.get(DELAY_LABEL)
+        delay = float(self.delay_seconds) if raw_delay is None else parse_delay(raw_delay)
+        attributes: dict[str, Any] = {}
+        delay_seconds: int | None = None
+        if delay > 0:
+            if queue.is_fifo:
+                if retries == 0:
+                    raise BrokerConfigError(
+                        error=f"DelaySeconds is not supported for FIFO queues: task "
+                        f"{message.task_name!r} asks for delay={raw_delay!r} on queue {queue.name!r}"
+                    )
+                logger.warning(
+                    "Dropping the %.1f s delay of retry %d of task %s: FIFO queue %s cannot delay "
+                    "single messages, so the retry is sent at once",
+                    delay,
+                    retries,
+                    message.task_id,
+                    queue.name,
+                )
+            elif delay <= self.max_delay_seconds:
+                delay_seconds = sqs_delay_seconds(delay)
+            else:
+                delay_seconds = self.max_delay_seconds
+                attributes.update(not_before_attribute(time.time() + delay))
+        group_id: str | None = None
+        if queue.is_fifo or self._is_fair_queue:
+            group_id = parse_group_id(labels.get(GROUP_ID_LABEL, message.task_name))
+        dedup_id: str | None = None
+        if queue.is_fifo and self.use_task_id_for_deduplication:
+            dedup_id = _dedup_id(message.task_id, retries)
+
+        body, body_attributes = encode_body(message.message)
+        entry = SendMessageEntry(
+            "0",
+            body,
+            delay_seconds=delay_seconds,
+            message_attributes={**body_attributes, **attributes} or None,
+            message_group_id=group_id,
+            message_deduplication_id=dedup_id,
+        )
+        if entry.wire_size() >= MAX_SQS_MESSAGE_SIZE:
+            body, pointer_attributes = await self._offload(message, queue)
+            entry = SendMessageEntry(
+                "0",
+                body,
+                delay_seconds=delay_seconds,
+                message_attributes={**pointer_attributes, **attributes},
+                message_group_id=group_id,
+                message_deduplication_id=dedup_id,
+            )
+        return entry
+
+    async def _offload(self, message: BrokerMessage, queue: SQSQueue) -> tuple[str, dict[str, Any]]:
+        bucket = self.s3_extended_bucket_name
+        if not bucket:
+            raise ExtendedBucketNameMissingError
+        key = f"{object_key_segment(message.task_id)}.json"
+        s3 = await self._get_s3()
+        with self.handle_exceptions(queue.name):
+            await s3.put_object(bucket, key, message.message, encryption=self._encryption)
+        return encode_pointer(bucket, key)
+
+    async def _send(self, target: Target, entry: SendMessageEntry) -> None:
+        """The send seam: one SendMessage now; the batcher replaces this with SendMessageBatch."""
+        sqs = self._require_sqs("kick")
+        with self.handle_exceptions(target.name):
+            await sqs.send_message(
+                target.url,
+                entry.body,
+                delay_seconds=entry.delay_seconds,
+                message_attributes=entry.message_attributes,
+                message_group_id=entry.message_group_id,
+                message_deduplication_id=entry.message_deduplication_id,
+            )
+
+    # -- receiving ------------------------------------------------------------------------------------
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """Yield tasks from every registered queue; closing the generator stops polling at once."""
+        sqs = self._require_sqs("listen")
+        if self._enable_heartbeat:
+            await self._resolve_heartbeat_settings(sqs)
+        consumer = Consumer(
+            sqs,
+            list(self._targets.values()),
+            prepare=self._prepare,
+            on_received=self._on_received,
+            on_released=self._on_released,
+        )
+        consumer.start()
+        try:
+            while True:
+                target, message, ackable = await consumer.get()
+                self._in_flight[message.receipt_handle] = target.url
+                yield ackable
+        finally:
+            await consumer.aclose()
+
+    async def _resolve_heartbeat_settings(self, sqs: SQSClient) -> None:
+        """Visibility timeout and interval per queue; fetched once, by consumers only."""
+
+        async def one(target: Target) -> tuple[str, int]:
+            if target.queue.visibility_timeout is not None:
+                return target.name, target.queue.visibility_timeout
+            with self.handle_exceptions(target.name):
+                attributes = await sqs.get_queue_attributes(target.url, ["VisibilityTimeout"])
+            return target.name, int(attributes.get("VisibilityTimeout", "30"))
+
+        missing = [t for t in self._targets.values() if t.name not in self._heartbeat_settings]
+        for name, timeout in await _first_error_gather(one(t) for t in missing):
+            interval = self._heartbeat_interval or max(1.0, timeout / 2)
+            if timeout == 0:
+                logger.warning("Queue %s has a visibility timeout of 0: no heartbeat for it", name)
+            elif interval >= timeout:
+                logger.warning(
+                    "heartbeat_interval %.1f s is not below the %d s visibility timeout of queue %s; "
+                    "using %.1f s",
+                    interval,
+                    timeout,
+                    name,
+                    timeout / 2,
+                )
+                interval = timeout / 2
+            self._heartbeat_settings[name] = (timeout, interval)
+
+    async def _on_received(self, target: Target, message: Message) -> None:
+        settings = self._heartbeat_settings.get(target.name)
+        if self._heartbeats is not None and settings is not None and settings[0] > 0:
+            timeout, interval = settings
+            self._heartbeats.start(target.name, target.url, message.receipt_handle, timeout, interval)
+
+    async def _on_released(self, target: Target, message: Message) -> None:
+        if self._heartbeats is not None:
+            await self._heartbeats.stop(message.receipt_handle)
+
+    async def _prepare(self, target: Target, message: Message) -> AckableMessage | None:
+        """Task bytes and ack for a received message, or None to leave it in SQS (logged)."""
+        try:
+            due = not_before(message.message_attributes)
+            if due is not None and due - time.time() > _NOT_BEFORE_TOLERANCE:
+                await self._hide_until(target, message, due)
+                return None
+            if is_extended(message.message_attributes):
+                payload = await self._fetch_extended(message)
+            else:
+                payload = decode_body(message.body, message.message_attributes)
+        except MalformedMessageError as exc:
+            logger.error(
+                "Message %s from queue %s is malformed (%s); leaving it in SQS for redrive",
+                message.message_id,
+                target.name,
+                exc,
+            )
+            return None
+        problem = self._task_problem(payload)
+        if problem is not None:
+            logger.error(
+                "Message %s from queue %s is not a task this worker can run (%s); leaving it in SQS "
+                "for redrive",
+                message.message_id,
+                target.name,
+                problem,
+            )
+            return None
+        count = message.attributes.get("ApproximateReceiveCount", "")
+        metadata = SQSMessageMetadata(
+            receipt_handle=message.receipt_handle,
+            queue_url=target.url,
+            message_id=message.message_id or None,
+            approximate_receive_count=int(count) if count.isdigit() else None,
+        )
+        if self._expose_message_metadata:
+            payload = encode_envelope(metadata, payload)
+        return AckableMessage(data=payload, ack=_Ack(self, target.name, metadata))
+
+    def _task_problem(self, payload: bytes) -> str | None:
+        """Why taskiq could not run this payload, or None. taskiq would ack (delete) such a message."""
+        try:
+            task_message = self.formatter.loads(payload)
+            task_message.parse_labels()
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if self.is_worker_process and self.find_task(task_message.task_name) is None:
+            return f"unknown task {task_message.task_name!r}"
+        return None
+
+    async def _fetch_extended(self, message: Message) -> bytes:
+        bucket, key = decode_pointer(message.body)
+        s3 = await self._get_s3()
+        try:
+            return (await s3.get_object(bucket, key)).body
+        except AWSError as exc:
+            raise MalformedMessageError(f"cannot read its S3 payload s3://{bucket}/{key}: {exc}") from exc
+
+    async def _hide_until(self, target: Target, message: Message, due: float) -> None:
+        """A long-delayed message arrived early: hide it again until it is due (at most 12 h a time)."""
+        await self._on_released(target, message)
+        remaining = min(max(int(due - time.time()) + 1, 1), MAX_VISIBILITY_TIMEOUT)
+        sqs = self._require_sqs("listen")
+        try:
+            await sqs.change_message_visibility(target.url, message.receipt_handle, remaining)
+        except AWSError as exc:
+            logger.warning(
+                "Could not hide early message %s for %d s: %s", message.message_id, remaining, exc
+            )
+        else:
+            logger.debug("Message %s is not due; hidden for %d s", message.message_id, remaining)
+
+    # -- acknowledging --------------------------------------------------------------------------------
+    async def _acknowledge(self, queue_name: str, metadata: SQSMessageMetadata) -> None:
+        self._in_flight.pop(metadata.receipt_handle, None)
+        if self._heartbeats is not None:
+            await self._heartbeats.stop(metadata.receipt_handle)
+        try:
+            await self._ack(metadata.queue_url, metadata.receipt_handle)
+        except ReceiptHandleIsInvalidError as exc:
+            logger.warning(
+                "Ack of message %s on queue %s came too late (%s): it was already redelivered, so "
+                "its task may run again",
+                metadata.message_id,
+                queue_name,
+                exc.code,
+            )
+        except AWSError as exc:
+            raise broker_error(exc, queue_name) from exc
+
+    async def _ack(self, queue_url: str, receipt_handle: str) -> None:
+        """The ack seam: one DeleteMessage now; the batcher replaces this with DeleteMessageBatch."""
+        await self._require_sqs("ack").delete_message(queue_url, receipt_handle)
+
+
+class _StateError(BrokerConfigError, ValueError):
+    """with_queues()/with_default_queue() after startup(); a ValueError as in 2.1.1."""
+
+
+
