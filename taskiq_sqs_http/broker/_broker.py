@@ -54,7 +54,6 @@ from ._config import (
     SQSQueue,
     check_float_at_least,
     check_int,
-    split_queue_url,
 )
 from ._consumer import Consumer, Target, make_visible
 from ._envelope import (
@@ -80,7 +79,7 @@ from ._labels import (
     retry_count,
     sqs_delay_seconds,
 )
-from ._s3 import object_key_segment, server_side_encryption
+from ..result_backend._keys import object_key_segment, server_side_encryption
 
 __all__ = ["MAX_SQS_MESSAGE_SIZE", "SQSBroker"]
 

@@ -313,7 +313,7 @@ async def test_unsupported_profile_feature_fails_even_with_container_available(
         "[profile work]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\n"
     )
     provider = default_credential_provider(profile="work", http_client=http)
-    with pytest.raises(UnsupportedCredentialSourceError, match="'work'.*SSO"):
+    with pytest.raises(UnsupportedCredentialSourceError, match=r"'work'.*SSO"):
         await provider.get_credentials()
     assert fake.calls["container"] == 0
 

@@ -262,7 +262,7 @@ async def test_web_identity_rereads_the_token_file_at_every_refresh(
     )
     provider = WebIdentityCredentialProvider(http_client=client)
     await provider.get_credentials()
-    token_file.write_text("rotated.jwt.token\n")
+    token_file.write_text("rotated.jwt.token\n")  # noqa: ASYNC240 - tiny file, test only
     provider.invalidate()
     await provider.get_credentials()
     tokens = [dict(parse_qsl(r.content.decode()))["WebIdentityToken"] for r in rec.requests]
@@ -345,7 +345,7 @@ async def test_web_identity_malformed_xml(
 async def test_web_identity_missing_token_file(
     irsa_env: None, token_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token_file.unlink()
+    token_file.unlink()  # noqa: ASYNC240 - test only
     with pytest.raises(CredentialSourceError, match="cannot read token file"):
         await WebIdentityCredentialProvider().get_credentials()
 
@@ -638,7 +638,7 @@ async def test_unsupported_profile_features_fail_loudly(config: str, feature: st
 async def test_profile_chosen_by_env_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     write_aws(credentials=f"[default]\naws_access_key_id = {KEY}\naws_secret_access_key = s\n")
     monkeypatch.setenv("AWS_PROFILE", "typo")
-    with pytest.raises(ProfileNotFoundError, match="'typo'.*AWS_PROFILE"):
+    with pytest.raises(ProfileNotFoundError, match=r"'typo'.*AWS_PROFILE"):
         await ProfileCredentialProvider().get_credentials()
 
 
@@ -780,7 +780,7 @@ async def test_container_retries_then_fails_on_http_errors(
 ) -> None:
     monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/creds")
     client, rec = client_for(lambda r: httpx.Response(500, content=b"agent not ready"))
-    with pytest.raises(CredentialSourceError, match="HTTP 500.*3 attempts"):
+    with pytest.raises(CredentialSourceError, match=r"HTTP 500.*3 attempts"):
         await ContainerCredentialProvider(http_client=client, retry_delay=0).get_credentials()
     assert len(rec.requests) == 3
 
@@ -981,7 +981,7 @@ async def test_imds_unreachable_is_not_found(
         raise httpx.ConnectTimeout("timed out", request=request)
 
     client, rec = client_for(unreachable)
-    with pytest.raises(NoCredentialsError, match="instance metadata at http://169.254.169.254"):
+    with pytest.raises(NoCredentialsError, match=r"instance metadata at http://169\.254\.169\.254"):
         await InstanceMetadataCredentialProvider(http_client=client).get_credentials()
     assert len(rec.requests) == 1
 
