@@ -1,0 +1,96 @@
+"""TaskIQ broker on AWS SQS and result backend on S3, on a lean async AWS client.
+
+A drop-in for taskiq-aio-sqs 2.1.1: ``from taskiq_sqs_http import SQSBroker, S3Backend``.
+
+Names are imported lazily (PEP 562), so ``import taskiq_sqs_http.aws`` uses the client layer without
+importing taskiq at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .broker import (
+        SQS_APPROXIMATE_RECEIVE_COUNT_LABEL,
+        SQS_MESSAGE_ID_LABEL,
+        SQS_QUEUE_URL_LABEL,
+        SQS_RECEIPT_HANDLE_LABEL,
+        SQSBroker,
+        SQSMessageMetadata,
+        SQSQueue,
+    )
+    from .exceptions import (
+        BrokerConfigError,
+        BrokerFloatConfigError,
+        BrokerInputConfigError,
+        BrokerNotStartedError,
+        ConfigError,
+        ExtendedBucketNameMissingError,
+        IntTaskLabelConfigError,
+        QueueNotFoundError,
+        QueueNotRegisteredError,
+        ResultAccessDeniedError,
+        ResultIsMissingError,
+        S3ResultBackendError,
+        SQSBrokerError,
+        StrConfigError,
+        StrTaskLabelConfigError,
+        TaskIQSQSError,
+    )
+    from .result_backend import S3Backend
+
+__all__ = [
+    "SQS_APPROXIMATE_RECEIVE_COUNT_LABEL",
+    "SQS_MESSAGE_ID_LABEL",
+    "SQS_QUEUE_URL_LABEL",
+    "SQS_RECEIPT_HANDLE_LABEL",
+    "BrokerConfigError",
+    "BrokerFloatConfigError",
+    "BrokerInputConfigError",
+    "BrokerNotStartedError",
+    "ConfigError",
+    "ExtendedBucketNameMissingError",
+    "IntTaskLabelConfigError",
+    "QueueNotFoundError",
+    "QueueNotRegisteredError",
+    "ResultAccessDeniedError",
+    "ResultIsMissingError",
+    "S3Backend",
+    "S3ResultBackendError",
+    "SQSBroker",
+    "SQSBrokerError",
+    "SQSMessageMetadata",
+    "SQSQueue",
+    "StrConfigError",
+    "StrTaskLabelConfigError",
+    "TaskIQSQSError",
+]
+
+_BROKER = "taskiq_sqs_http.broker"
+_EXCEPTIONS = "taskiq_sqs_http.exceptions"
+_SOURCES: dict[str, str] = {
+    "SQS_APPROXIMATE_RECEIVE_COUNT_LABEL": _BROKER,
+    "SQS_MESSAGE_ID_LABEL": _BROKER,
+    "SQS_QUEUE_URL_LABEL": _BROKER,
+    "SQS_RECEIPT_HANDLE_LABEL": _BROKER,
+    "SQSBroker": _BROKER,
+    "SQSMessageMetadata": _BROKER,
+    "SQSQueue": _BROKER,
+    "S3Backend": "taskiq_sqs_http.result_backend",
+    **{name: _EXCEPTIONS for name in __all__ if name.endswith("Error")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -68,9 +68,7 @@ def _expand(path: str, environ: Mapping[str, str] | None) -> Path:
 
 
 def credentials_file_path(environ: Mapping[str, str] | None = None) -> Path:
-    return _expand(
-        _env(environ).get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials", environ
-    )
+    return _expand(_env(environ).get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials", environ)
 
 
 def config_file_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -111,9 +109,7 @@ def _read(path: Path) -> dict[str, dict[str, str]]:
     except IsADirectoryError:
         raise ConfigurationError(f"AWS configuration path {path} is a directory") from None
     except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read AWS configuration file {path}: {exc.strerror}"
-        ) from None
+        raise ConfigurationError(f"cannot read AWS configuration file {path}: {exc.strerror}") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

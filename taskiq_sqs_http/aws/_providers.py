@@ -77,9 +77,7 @@ def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if environ is None else environ
 
 
-_ISO_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$"
-)
+_ISO_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$")
 
 
 def parse_expiration(value: object, *, source: str) -> datetime:
@@ -92,9 +90,7 @@ def parse_expiration(value: object, *, source: str) -> datetime:
         raise CredentialSourceError("Expiration is missing or not a string", source=source)
     match = _ISO_RE.match(value.strip())
     if match is None:
-        raise CredentialSourceError(
-            f"Expiration {value[:40]!r} is not an ISO 8601 time", source=source
-        )
+        raise CredentialSourceError(f"Expiration {value[:40]!r} is not an ISO 8601 time", source=source)
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     try:
@@ -109,9 +105,7 @@ def parse_expiration(value: object, *, source: str) -> datetime:
             timezone.utc,
         )
     except ValueError:
-        raise CredentialSourceError(
-            f"Expiration {value[:40]!r} is not a valid time", source=source
-        ) from None
+        raise CredentialSourceError(f"Expiration {value[:40]!r} is not a valid time", source=source) from None
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
@@ -231,16 +225,13 @@ class WebIdentityCredentialProvider:
                 profile = load_profile(self._profile, environ=self._environ)
             return (profile.get(key) or "").strip() or None
 
-        token_file = setting(
-            self._token_file, "AWS_WEB_IDENTITY_TOKEN_FILE", "web_identity_token_file"
-        )
+        token_file = setting(self._token_file, "AWS_WEB_IDENTITY_TOKEN_FILE", "web_identity_token_file")
         if not token_file:
             return None
         role_arn = setting(self._role_arn, "AWS_ROLE_ARN", "role_arn")
         if not role_arn:
             raise PartialCredentialsError(
-                "a web identity token file is configured but no role ARN "
-                "(AWS_ROLE_ARN or profile role_arn)",
+                "a web identity token file is configured but no role ARN (AWS_ROLE_ARN or profile role_arn)",
                 source="web identity",
             )
         session_name = (
@@ -252,9 +243,7 @@ class WebIdentityCredentialProvider:
     def _sts_url(self) -> str:
         profile = load_profile(self._profile, environ=self._environ)
         region = resolve_region(self._region, self._environ, profile=profile)
-        endpoint = resolve_endpoint(
-            "sts", region.value, self._endpoint_url, self._environ, profile=profile
-        )
+        endpoint = resolve_endpoint("sts", region.value, self._endpoint_url, self._environ, profile=profile)
         if endpoint.source == "default" and region.source == "default":
             # No region anywhere: the global endpoint, like botocore, not a guessed us-east-1.
             return "https://sts.amazonaws.com/"
@@ -341,9 +330,7 @@ def _parse_sts_credentials(body: bytes, *, source: str) -> Credentials:
     secret = _child_text(node, "SecretAccessKey")
     token = _child_text(node, "SessionToken")
     if not key or not secret or not token:
-        raise CredentialSourceError(
-            "STS response lacks a key, secret or session token", source=source
-        )
+        raise CredentialSourceError("STS response lacks a key, secret or session token", source=source)
     expiration = parse_expiration(_child_text(node, "Expiration"), source=source)
     return Credentials(key, secret, token, expiration=expiration, source=source)
 
@@ -363,8 +350,6 @@ def _parse_sts_error(body: bytes) -> tuple[str, str]:
 # Shared files: static keys and credential_process
 # --------------------------------------------------------------------------------------------------
 
-_STATIC_KEYS = ("aws_access_key_id", "aws_secret_access_key")
-
 
 def _static_from_section(section: Mapping[str, str], *, source: str) -> Credentials | None:
     key = section.get("aws_access_key_id", "").strip()
@@ -372,17 +357,11 @@ def _static_from_section(section: Mapping[str, str], *, source: str) -> Credenti
     if not key and not secret:
         return None
     if not key:
-        raise PartialCredentialsError(
-            "aws_secret_access_key without aws_access_key_id", source=source
-        )
+        raise PartialCredentialsError("aws_secret_access_key without aws_access_key_id", source=source)
     if not secret:
-        raise PartialCredentialsError(
-            "aws_access_key_id without aws_secret_access_key", source=source
-        )
+        raise PartialCredentialsError("aws_access_key_id without aws_secret_access_key", source=source)
     token = (
-        section.get("aws_session_token", "").strip()
-        or section.get("aws_security_token", "").strip()
-        or None
+        section.get("aws_session_token", "").strip() or section.get("aws_security_token", "").strip() or None
     )
     return Credentials(key, secret, token, source=source)
 
@@ -454,9 +433,7 @@ class ProfileCredentialProvider:
         )
         if command:
             self._source = f"credential_process (profile {name})"
-            return await run_credential_process(
-                command, source=self._source, timeout=self._process_timeout
-            )
+            return await run_credential_process(command, source=self._source, timeout=self._process_timeout)
         source = f"config file (profile {name})"
         credentials = _static_from_section(profile.config, source=source)
         if credentials is not None:
@@ -484,8 +461,7 @@ class ProfileCredentialProvider:
             raise UnsupportedCredentialSourceError(
                 "assume role (role_arn" + (f" with {', '.join(how)})" if how else ")"),
                 profile=profile.name,
-                hint="assume the role outside the process (e.g. credential_process) "
-                "or use web identity",
+                hint="assume the role outside the process (e.g. credential_process) or use web identity",
             )
 
     async def get_credentials(self) -> Credentials:
@@ -514,9 +490,7 @@ def _with_source(credentials: Credentials, source: str) -> Credentials:
     )
 
 
-async def run_credential_process(
-    command: str, *, source: str, timeout: float = 60.0
-) -> Credentials:
+async def run_credential_process(command: str, *, source: str, timeout: float = 60.0) -> Credentials:
     """Run ``credential_process`` without a shell and parse its Version 1 JSON.
 
     The command line is split with ``shlex`` and executed directly, so a profile cannot smuggle
@@ -526,9 +500,7 @@ async def run_credential_process(
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        raise CredentialSourceError(
-            f"cannot split the command line: {exc}", source=source
-        ) from None
+        raise CredentialSourceError(f"cannot split the command line: {exc}", source=source) from None
     if not argv:
         raise CredentialSourceError("the command is empty", source=source)
     program = argv[0]
@@ -557,16 +529,13 @@ async def run_credential_process(
     if process.returncode != 0:
         detail = stderr.decode("utf-8", "replace").strip()[:1000]
         raise CredentialSourceError(
-            f"{program!r} exited with status {process.returncode}"
-            + (f": {detail}" if detail else ""),
+            f"{program!r} exited with status {process.returncode}" + (f": {detail}" if detail else ""),
             source=source,
         )
     try:
         data: Any = orjson.loads(stdout)
     except orjson.JSONDecodeError:
-        raise CredentialSourceError(
-            f"{program!r} did not print a JSON object", source=source
-        ) from None
+        raise CredentialSourceError(f"{program!r} did not print a JSON object", source=source) from None
     if not isinstance(data, dict):
         raise CredentialSourceError(f"{program!r} did not print a JSON object", source=source)
     fields: dict[str, Any] = data  # pyright: ignore[reportUnknownVariableType]
@@ -591,12 +560,9 @@ async def run_credential_process(
 # --------------------------------------------------------------------------------------------------
 
 _ECS_HOST = "http://169.254.170.2"
-_CONTAINER_ALLOWED_HOSTS = frozenset(
-    {"localhost", "169.254.170.2", "169.254.170.23", "fd00:ec2::23"}
-)
+_CONTAINER_ALLOWED_HOSTS = frozenset({"localhost", "169.254.170.2", "169.254.170.23", "fd00:ec2::23"})
 _CONTAINER_LOOKED_IN = (
-    "container endpoint "
-    "(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, AWS_CONTAINER_CREDENTIALS_FULL_URI)"
+    "container endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, AWS_CONTAINER_CREDENTIALS_FULL_URI)"
 )
 
 
@@ -698,8 +664,7 @@ class ContainerCredentialProvider:
                     token = handle.read().strip()
             except OSError as exc:
                 raise CredentialSourceError(
-                    f"cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {token_file}: "
-                    f"{exc.strerror or exc}",
+                    f"cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {token_file}: {exc.strerror or exc}",
                     source="container endpoint",
                 ) from None
             origin = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
@@ -742,9 +707,7 @@ class ContainerCredentialProvider:
                     problem = f"HTTP {response.status_code} from {_redact_url(url)}"
                     continue
                 try:
-                    return _parse_credentials_json(
-                        response.content, session_field="Token", source=source
-                    )
+                    return _parse_credentials_json(response.content, session_field="Token", source=source)
                 except CredentialSourceError as exc:
                     problem = exc.detail
                     continue
@@ -862,9 +825,7 @@ class InstanceMetadataCredentialProvider:
         except CredentialsError as exc:
             if previous is None:
                 raise
-            logger.warning(
-                "instance metadata refresh failed (%s); reusing the current credentials", exc
-            )
+            logger.warning("instance metadata refresh failed (%s); reusing the current credentials", exc)
             return previous
 
     async def fetch(self) -> Credentials:
@@ -885,18 +846,14 @@ class InstanceMetadataCredentialProvider:
                     if not role:
                         raise _NoMetadata("no IAM role attached to the instance")
                     body = await self._get(client, base, _IMDS_ROLE_PATH + role, timeout)
-                    return _parse_credentials_json(
-                        body.encode(), session_field="Token", source=source
-                    )
+                    return _parse_credentials_json(body.encode(), session_field="Token", source=source)
                 except (_NoMetadata, CredentialSourceError) as exc:
                     last = exc
         if isinstance(last, _NoMetadata):
             raise NoCredentialsError([f"instance metadata at {base} ({last})"])
         raise last
 
-    async def _session_token(
-        self, client: httpx.AsyncClient, base: str, timeout: float
-    ) -> str | None:
+    async def _session_token(self, client: httpx.AsyncClient, base: str, timeout: float) -> str | None:
         now = self._settings.now()
         if self._token is not None and self._token[1] > now:
             return self._token[0]
@@ -949,9 +906,7 @@ class InstanceMetadataCredentialProvider:
                     f"GET {path} got HTTP {response.status_code}", source="instance metadata"
                 )
             return response.text
-        raise CredentialSourceError(
-            "IMDS rejected a fresh session token", source="instance metadata"
-        )
+        raise CredentialSourceError("IMDS rejected a fresh session token", source="instance metadata")
 
     async def get_credentials(self) -> Credentials:
         return await self._refresher.get_credentials()
@@ -1072,12 +1027,8 @@ def default_credential_provider(
                 "a secret access key or session token without an access key id", source="arguments"
             )
         if not secret_access_key:
-            raise PartialCredentialsError(
-                "an access key id without a secret access key", source="arguments"
-            )
-        return StaticCredentialProvider(
-            access_key_id, secret_access_key, session_token, source="arguments"
-        )
+            raise PartialCredentialsError("an access key id without a secret access key", source="arguments")
+        return StaticCredentialProvider(access_key_id, secret_access_key, session_token, source="arguments")
     providers: list[CredentialProvider] = []
     if profile is None:
         # A half-set key pair raises PartialCredentialsError, which stops the chain (not a fall-
@@ -1088,13 +1039,9 @@ def default_credential_provider(
             WebIdentityCredentialProvider(
                 profile=profile, environ=environ, http_client=http_client, refresh=refresh
             ),
-            ProfileCredentialProvider(
-                profile, environ=environ, http_client=http_client, refresh=refresh
-            ),
+            ProfileCredentialProvider(profile, environ=environ, http_client=http_client, refresh=refresh),
             ContainerCredentialProvider(environ=environ, http_client=http_client, refresh=refresh),
-            InstanceMetadataCredentialProvider(
-                environ=environ, http_client=http_client, refresh=refresh
-            ),
+            InstanceMetadataCredentialProvider(environ=environ, http_client=http_client, refresh=refresh),
         ]
     )
     return ChainCredentialProvider(providers)

@@ -51,9 +51,7 @@ class RefreshSettings:
 
     def __post_init__(self) -> None:
         if self.mandatory_window < timedelta(0) or self.advisory_window < self.mandatory_window:
-            raise ValueError(
-                "refresh windows must satisfy 0 <= mandatory_window <= advisory_window"
-            )
+            raise ValueError("refresh windows must satisfy 0 <= mandatory_window <= advisory_window")
         low, high = self.extension_jitter
         if low < timedelta(0) or high < low:
             raise ValueError("extension_jitter must be (low, high) with 0 <= low <= high")

@@ -31,9 +31,9 @@ from ..aws import (
     ReceiptHandleIsInvalidError,
     RetryPolicy,
     S3Client,
+    SendMessageEntry,
     ServerSideEncryption,
     ServiceError,
-    SendMessageEntry,
     SQSClient,
     resolve_region,
 )
@@ -46,6 +46,8 @@ from ..exceptions import (
     QueueNotRegisteredError,
     SQSBrokerError,
 )
+from ..result_backend._keys import object_key_segment
+from ..result_backend._keys import server_side_encryption as _sse
 from ._config import (
     MAX_DELAY_SECONDS,
     MAX_NUMBER_OF_MESSAGES,
@@ -79,7 +81,6 @@ from ._labels import (
     retry_count,
     sqs_delay_seconds,
 )
-from ..result_backend._keys import object_key_segment, server_side_encryption
 
 __all__ = ["MAX_SQS_MESSAGE_SIZE", "SQSBroker"]
 
@@ -224,9 +225,7 @@ class SQSBroker(AsyncBroker):
             "MaxNumberOfMessages", max_number_of_messages, 1, MAX_NUMBER_OF_MESSAGES
         )
         self.delay_seconds = check_int("DelaySeconds", delay_seconds, 0, MAX_DELAY_SECONDS)
-        self.wait_time_seconds = check_int(
-            "WaitTimeSeconds", wait_time_seconds, 0, MAX_WAIT_TIME_SECONDS
-        )
+        self.wait_time_seconds = check_int("WaitTimeSeconds", wait_time_seconds, 0, MAX_WAIT_TIME_SECONDS)
         self.visibility_timeout: int | None = None
         if visibility_timeout is not None:
             self.visibility_timeout = check_int(
@@ -240,7 +239,7 @@ class SQSBroker(AsyncBroker):
         self._skip_batch_tasks = set(skip_batch_tasks or [])
         self.max_delay_seconds = check_int("max_delay_seconds", max_delay_seconds, 0, MAX_DELAY_SECONDS)
         try:
-            self._encryption = server_side_encryption(server_side_encryption, sse_kms_key_id)
+            self._encryption = _sse(server_side_encryption, sse_kms_key_id)
         except ConfigurationError as exc:
             raise BrokerConfigError(error=str(exc)) from None
 
@@ -730,9 +729,7 @@ class SQSBroker(AsyncBroker):
         try:
             await sqs.change_message_visibility(target.url, message.receipt_handle, remaining)
         except AWSError as exc:
-            logger.warning(
-                "Could not hide early message %s for %d s: %s", message.message_id, remaining, exc
-            )
+            logger.warning("Could not hide early message %s for %d s: %s", message.message_id, remaining, exc)
         else:
             logger.debug("Message %s is not due; hidden for %d s", message.message_id, remaining)
 
@@ -761,6 +758,3 @@ class SQSBroker(AsyncBroker):
 
 class _StateError(BrokerConfigError, ValueError):
     """with_queues()/with_default_queue() after startup(); a ValueError as in 2.1.1."""
-
-
-

@@ -117,9 +117,7 @@ class SQSQueue:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise BrokerInputConfigError(
-                attribute="name", min_number=1, max_number=80, value=self.name
-            )
+            raise BrokerInputConfigError(attribute="name", min_number=1, max_number=80, value=self.name)
         if self.name.startswith(("http://", "https://")):
             if self.url is not None and self.url != self.name:
                 raise BrokerConfigError(
@@ -180,6 +178,8 @@ class SQSQueue:
 
     def creatable(self) -> bool:
         """Whether the broker may create this queue: a name it can pass to CreateQueue."""
-        return self.url is None and self.owner_account_id is None and bool(
-            _QUEUE_NAME.match(self.name.removesuffix(_FIFO_SUFFIX))
+        return (
+            self.url is None
+            and self.owner_account_id is None
+            and bool(_QUEUE_NAME.match(self.name.removesuffix(_FIFO_SUFFIX)))
         )

@@ -69,9 +69,7 @@ async def make_visible(client: SQSClient, url: str, receipt_handles: Sequence[st
             logger.warning("Could not hand %d messages back to %s: %s", len(chunk), url, exc)
             continue
         for failed in result.failed:
-            logger.warning(
-                "Could not hand a message back to %s: %s %s", url, failed.code, failed.message
-            )
+            logger.warning("Could not hand a message back to %s: %s %s", url, failed.code, failed.message)
 
 
 class Consumer:

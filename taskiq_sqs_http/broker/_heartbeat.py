@@ -71,15 +71,11 @@ class Heartbeats:
         for _ in range(self._max_extensions):
             await asyncio.sleep(interval)
             try:
-                await self._client.change_message_visibility(
-                    queue_url, receipt_handle, visibility_timeout
-                )
+                await self._client.change_message_visibility(queue_url, receipt_handle, visibility_timeout)
             except ReceiptHandleIsInvalidError:
                 return  # acked or redelivered elsewhere: nothing left to keep invisible
             except AWSError as exc:
-                logger.warning(
-                    "Failed to extend visibility timeout for queue %s: %s", queue_name, exc
-                )
+                logger.warning("Failed to extend visibility timeout for queue %s: %s", queue_name, exc)
                 return
             except Exception:
                 logger.exception("Heartbeat for queue %s failed unexpectedly", queue_name)

@@ -68,13 +68,9 @@ def parse_delay(raw: Any, *, maximum: float = MAX_LONG_DELAY_SECONDS) -> float:
     else:
         number = None
     if number is None or not math.isfinite(number) or number < 0:
-        raise IntTaskLabelConfigError(
-            attribute="DelaySeconds", min_number=0, max_number=900, value=raw
-        )
+        raise IntTaskLabelConfigError(attribute="DelaySeconds", min_number=0, max_number=900, value=raw)
     if number > maximum:
-        raise IntTaskLabelConfigError(
-            attribute="delay", min_number=0, max_number=int(maximum), value=raw
-        )
+        raise IntTaskLabelConfigError(attribute="delay", min_number=0, max_number=int(maximum), value=raw)
     return number
 
 
@@ -86,9 +82,7 @@ def sqs_delay_seconds(delay: float) -> int:
 def parse_group_id(raw: Any) -> str:
     value = raw if isinstance(raw, str) else str(raw)
     if not _GROUP_ID.match(value):
-        raise StrTaskLabelConfigError(
-            attribute="MessageGroupId", min_number=1, max_number=128, value=raw
-        )
+        raise StrTaskLabelConfigError(attribute="MessageGroupId", min_number=1, max_number=128, value=raw)
     return value
 
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import httpx
 from taskiq import AsyncResultBackend
 from taskiq.abc.serializer import TaskiqSerializer
-from taskiq.depends.progress_tracker import TaskProgress
+from taskiq.depends.progress_tracker import TaskProgress  # pyright: ignore[reportMissingTypeStubs]
 from taskiq.result import TaskiqResult
 from taskiq.serializers import ORJSONSerializer
 
@@ -35,7 +35,8 @@ from ..exceptions import (
     ResultIsMissingError,
     S3ResultBackendError,
 )
-from ._keys import join_key, normalise_base_path, object_key_segment, server_side_encryption
+from ._keys import join_key, normalise_base_path, object_key_segment
+from ._keys import server_side_encryption as _sse
 
 __all__ = ["S3Backend"]
 
@@ -77,7 +78,7 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
             )
         try:
             self._base_path = normalise_base_path(base_path)
-            self._encryption = _encryption(server_side_encryption, sse_kms_key_id)
+            self._encryption = _sse(server_side_encryption, sse_kms_key_id)
         except ConfigurationError as exc:
             raise BrokerConfigError(error=str(exc)) from None
         self._bucket_name = bucket_name
@@ -218,9 +219,7 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         except AWSError as exc:
             raise self._error(exc, "DeleteObjects", keys[0], "s3:DeleteObject") from exc
 
-    def _error(
-        self, exc: AWSError, operation: str, key: str, permission: str
-    ) -> S3ResultBackendError:
+    def _error(self, exc: AWSError, operation: str, key: str, permission: str) -> S3ResultBackendError:
         if isinstance(exc, S3Error) and (exc.status == 403 or exc.code in ("403", "AccessDenied")):
             return ResultAccessDeniedError(
                 operation=operation, bucket=self._bucket_name, key=key, permission=permission
@@ -228,7 +227,3 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         if isinstance(exc, S3Error):
             return S3ResultBackendError(code=f"{exc.code}: {exc.message}")
         return S3ResultBackendError(code=str(exc))
-
-
-def _encryption(value: str | ServerSideEncryption | None, kms_key_id: str | None) -> ServerSideEncryption | None:
-    return server_side_encryption(value, kms_key_id)
