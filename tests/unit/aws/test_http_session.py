@@ -16,8 +16,8 @@ from taskiq_sqs_http.aws import (
     HTTPSession,
     RetryPolicy,
     SQSClient,
-    Timeouts,
     TimeoutError,
+    Timeouts,
     TransportError,
 )
 from taskiq_sqs_http.aws._aiohttp import AiohttpTransport
@@ -74,9 +74,10 @@ async def test_http_session_round_trip_on_each_backend(
         writer.close()
 
     url = await server(handler)
-    async with HTTPSession(backend=backend) as http:  # type: ignore[arg-type]
-        async with SQSClient(endpoint_url=url, credentials=Credentials("a", "b"), session=http) as sqs:
-            assert await sqs.get_queue_url("q") == "http://q"
+    http = HTTPSession(backend=backend)  # type: ignore[arg-type]
+    async with SQSClient(endpoint_url=url, credentials=Credentials("a", "b"), session=http) as sqs:
+        assert await sqs.get_queue_url("q") == "http://q"
+    assert http.closed
     request_line, headers, body = seen[0]
     assert request_line == "POST / HTTP/1.1"
     assert headers["host"] == url.removeprefix("http://")
@@ -171,7 +172,9 @@ async def test_http_session_shared_pool_closes_with_last_client() -> None:
 def test_http_session_rejects_conflicting_options() -> None:
     """Bad combinations and values are configuration errors naming the parameter."""
     with pytest.raises(ConfigurationError, match="either http_client or transport"):
-        HTTPSession(http_client=httpx.AsyncClient(), transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+        HTTPSession(
+            http_client=httpx.AsyncClient(), transport=httpx.MockTransport(lambda r: httpx.Response(200))
+        )
     with pytest.raises(ConfigurationError, match="backend is 'curl'"):
         HTTPSession(backend="curl")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="max_connections is 0"):
@@ -179,7 +182,9 @@ def test_http_session_rejects_conflicting_options() -> None:
     with pytest.raises(ConfigurationError, match="timeout read is 0"):
         Timeouts(read=0)
     with pytest.raises(ConfigurationError, match="pass session, or http_client"):
-        SQSClient(session=HTTPSession(backend="httpx"), transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+        SQSClient(
+            session=HTTPSession(backend="httpx"), transport=httpx.MockTransport(lambda r: httpx.Response(200))
+        )
 
 
 async def test_aiohttp_transport_tls_verification_on_by_default() -> None:
