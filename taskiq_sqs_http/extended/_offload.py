@@ -1,0 +1,119 @@
+"""PayloadStore: decide by real size, move big bodies to S3, and fetch them back only from trusted buckets.
+
+Size is what SQS counts: UTF-8 bytes of the body plus the message attributes, against 1 MiB or a lower
+threshold. A worker follows a pointer only into buckets it is configured to trust (the extended bucket plus an
+allow-list): otherwise one crafted message could make it read any object its IAM role can reach.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import replace
+
+from ..aws import ConfigurationError, NoSuchKeyError, S3Client, S3Error, ServerSideEncryption
+from ..aws.sqs import MAX_BATCH_BYTES, Message, SendMessageEntry
+from ._pointer import PayloadFormat, PointerError, S3Pointer, decode_pointer, encode_pointer
+
+__all__ = ["OffloadBucketMissingError", "PayloadStore"]
+
+logger = logging.getLogger(__name__)
+
+# Room left for the pointer's own attributes when deciding what still fits.
+MAX_MESSAGE_BYTES = MAX_BATCH_BYTES
+
+
+class OffloadBucketMissingError(ConfigurationError):
+    """A message is too large for SQS and no extended bucket is configured."""
+
+
+class PayloadStore:
+    def __init__(
+        self,
+        s3: S3Client | None,
+        bucket: str | None,
+        *,
+        threshold: int = MAX_MESSAGE_BYTES,
+        payload_format: PayloadFormat | str = PayloadFormat.AIO_SQS,
+        trusted_buckets: Iterable[str] = (),
+        encryption: ServerSideEncryption | None = None,
+        key_prefix: str = "",
+    ) -> None:
+        if not 1 <= threshold <= MAX_MESSAGE_BYTES:
+            raise ConfigurationError(
+                f"extended_payload_threshold is {threshold!r}; allowed range is 1..{MAX_MESSAGE_BYTES} bytes"
+            )
+        try:
+            self.format = PayloadFormat(payload_format)
+        except ValueError:
+            raise ConfigurationError(
+                f"extended_payload_format is {payload_format!r}; allowed values are 'aio-sqs', 'aws'"
+            ) from None
+        self._s3 = s3
+        self.bucket = bucket
+        self.threshold = threshold
+        self.trusted: frozenset[str] = frozenset([*trusted_buckets, *([bucket] if bucket else [])])
+        self._encryption = encryption
+        self._prefix = key_prefix
+
+    def needs_offload(self, entry: SendMessageEntry) -> bool:
+        return entry.wire_size() > self.threshold
+
+    def check(self, entry: SendMessageEntry) -> None:
+        """Raise before any network call when the message would need a bucket we do not have."""
+        if self.bucket is None and self.needs_offload(entry):
+            raise OffloadBucketMissingError(
+                f"message {entry.id} is {entry.wire_size()} bytes, over the {self.threshold}-byte SQS limit, "
+                "and s3_extended_bucket_name is not set"
+            )
+
+    async def offload(self, entry: SendMessageEntry) -> SendMessageEntry:
+        """Store the body in S3 and return the entry carrying a pointer instead."""
+        self.check(entry)
+        if not self.needs_offload(entry):
+            return entry
+        assert self.bucket is not None
+        if self._s3 is None:
+            raise ConfigurationError("extended payloads need an S3 client")
+        # A unique key: retries re-kick with the same task id, and an acked message deletes its payload.
+        key = f"{self._prefix}{entry.id}-{uuid.uuid4().hex[:12]}.json"
+        payload = entry.body.encode()
+        await self._s3.put_object(self.bucket, key, payload, encryption=self._encryption)
+        body, pointer_attributes = encode_pointer(self.bucket, key, len(payload), self.format)
+        attributes = {**(entry.message_attributes or {}), **pointer_attributes}
+        return replace(entry, body=body, message_attributes=attributes)
+
+    async def resolve(self, message: Message) -> tuple[bytes, S3Pointer | None]:
+        """The message's real body as bytes, fetched from S3 when it carries a pointer.
+
+        Raises `PointerError` for a malformed pointer, an untrusted bucket or a missing object: the caller
+        logs it and leaves the message for redrive.
+        """
+        pointer = decode_pointer(message.body, message.message_attributes)
+        if pointer is None:
+            return message.body.encode(), None
+        if pointer.bucket not in self.trusted:
+            trusted = ", ".join(sorted(self.trusted)) or "none (set s3_extended_bucket_name)"
+            raise PointerError(
+                f"message {message.message_id} points into untrusted bucket {pointer.bucket!r}; "
+                f"trusted: {trusted}"
+            )
+        if self._s3 is None:
+            raise PointerError(f"message {message.message_id} needs S3 but no S3 client is configured")
+        try:
+            result = await self._s3.get_object(pointer.bucket, pointer.key)
+        except NoSuchKeyError:
+            raise PointerError(
+                f"message {message.message_id}: payload s3://{pointer.bucket}/{pointer.key} is missing"
+            ) from None
+        return result.body, pointer
+
+    async def delete(self, pointer: S3Pointer) -> None:
+        """Remove a payload after its message was acked; a failure is logged, the task already succeeded."""
+        if self._s3 is None:
+            return
+        try:
+            await self._s3.delete_object(pointer.bucket, pointer.key)
+        except S3Error as exc:
+            logger.warning("could not delete payload s3://%s/%s: %s", pointer.bucket, pointer.key, exc)
