@@ -51,6 +51,7 @@ class _StubProtocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
+        self.continued = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -65,6 +66,7 @@ class _StubProtocol(asyncio.Protocol):
             head = self.buffer[:end].decode("latin-1")
             length = 0
             target = ""
+            expect = False
             for line in head.split("\r\n")[1:]:
                 name, _, value = line.partition(":")
                 lname = name.strip().lower()
@@ -72,8 +74,15 @@ class _StubProtocol(asyncio.Protocol):
                     length = int(value.strip())
                 elif lname == "x-amz-target":
                     target = value.strip()
+                elif lname == "expect":
+                    expect = value.strip().lower() == "100-continue"
+            assert self.transport is not None
             if len(self.buffer) < end + 4 + length:
+                if expect and not self.continued:  # botocore waits for this before sending a PUT body
+                    self.continued = True
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 return
+            self.continued = False
             self.buffer = self.buffer[end + 4 + length :]
             if target.endswith("ReceiveMessage"):
                 body, ctype = _RECEIVE_BODY, "application/x-amz-json-1.0"
