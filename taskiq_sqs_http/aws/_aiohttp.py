@@ -12,6 +12,7 @@ per-request timeouts, and aiohttp's errors onto httpx's, so the layer above maps
 from __future__ import annotations
 
 import asyncio
+import io
 
 import aiohttp
 import httpx
@@ -21,6 +22,17 @@ __all__ = ["AiohttpTransport"]
 
 # aiohttp computes these itself from the body; passing them through would duplicate them.
 _SKIP_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+# aiohttp warns (ResourceWarning) when handed raw bytes over 1 MiB; a BytesIO is streamed in chunks and
+# still sent with a Content-Length, which S3 requires.
+_STREAM_ABOVE = 1024 * 1024
+
+
+def _payload(content: bytes) -> bytes | io.BytesIO | None:
+    if not content:
+        return None
+    return io.BytesIO(content) if len(content) > _STREAM_ABOVE else content
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -66,7 +78,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 method,
                 URL(url, encoded=True),
                 headers=headers,
-                data=content or None,
+                data=_payload(content),
                 timeout=timeout,
                 allow_redirects=False,
             ) as response:

@@ -174,10 +174,7 @@ def _amz_date(now: datetime | None) -> str:
     elif now.tzinfo is not None:
         now = now.astimezone(timezone.utc)
     # A naive datetime is taken to be UTC already (the only sane reading for a signing clock).
-    return (
-        f"{now.year:04d}{now.month:02d}{now.day:02d}"
-        f"T{now.hour:02d}{now.minute:02d}{now.second:02d}Z"
-    )
+    return f"{now.year:04d}{now.month:02d}{now.day:02d}T{now.hour:02d}{now.minute:02d}{now.second:02d}Z"
 
 
 def _header_items(
@@ -258,9 +255,7 @@ class SigV4Signer:
         self._service = service
         self._is_s3 = service == "s3"
         self._normalize_path = not self._is_s3 if normalize_path is None else normalize_path
-        self._content_sha256_header = (
-            self._is_s3 if content_sha256_header is None else content_sha256_header
-        )
+        self._content_sha256_header = self._is_s3 if content_sha256_header is None else content_sha256_header
         # The SQS client signs the same URL on every call; remember the last parse.
         self._last_url: tuple[str, _ParsedURL] | None = None
 
@@ -302,9 +297,7 @@ class SigV4Signer:
         would encode a raw space or non-ASCII character *after* we signed it, and we deliberately do
         not guess (the SigV4 suites feed raw, logical paths through exactly this verbatim route).
         """
-        return self.sign_details(
-            method, url, headers, body, now, unsigned_payload=unsigned_payload
-        ).headers
+        return self.sign_details(method, url, headers, body, now, unsigned_payload=unsigned_payload).headers
 
     def presign_url(
         self,
@@ -444,9 +437,7 @@ class SigV4Signer:
         if token and not sign_session_token:
             query += f"&X-Amz-Security-Token={quote(token, safe='')}"
         query += f"&X-Amz-Signature={signature}"
-        return PresignDetails(
-            f"{parsed.base}?{query}", canonical_request, string_to_sign, signature
-        )
+        return PresignDetails(f"{parsed.base}?{query}", canonical_request, string_to_sign, signature)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -496,9 +487,7 @@ class SigV4Signer:
             hostname = f"[{hostname}]"
         port = parts.port
         host = (
-            hostname
-            if port is None or port == _DEFAULT_PORTS.get(parts.scheme)
-            else (f"{hostname}:{port}")
+            hostname if port is None or port == _DEFAULT_PORTS.get(parts.scheme) else (f"{hostname}:{port}")
         )
         path = parts.path
         base = f"{parts.scheme}://{parts.netloc}{path}"

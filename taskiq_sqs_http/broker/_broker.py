@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncGenerator, Coroutine, Generator, Iterable
 from typing import Any, TypeVar
@@ -210,8 +211,8 @@ class SQSBroker(AsyncBroker):
         super().__init__()
         # -- validation, in 2.1.1's order: heartbeat, messages, delay, wait, then batching ------------
         if heartbeat_interval is not None:
-            interval = check_float_at_least("heartbeat_interval", heartbeat_interval, 0.0)
-            if interval <= 0:
+            interval = _as_positive_float(heartbeat_interval)
+            if interval is None:
                 raise BrokerConfigError(
                     error=f"'heartbeat_interval' must be greater than 0, got {heartbeat_interval}"
                 )
@@ -754,6 +755,16 @@ class SQSBroker(AsyncBroker):
     async def _ack(self, queue_url: str, receipt_handle: str) -> None:
         """The ack seam: one DeleteMessage now; the batcher replaces this with DeleteMessageBatch."""
         await self._require_sqs("ack").delete_message(queue_url, receipt_handle)
+
+
+def _as_positive_float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number > 0 else None
 
 
 class _StateError(BrokerConfigError, ValueError):

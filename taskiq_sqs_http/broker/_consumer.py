@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -97,7 +98,6 @@ class Consumer:
         self._outstanding: dict[str, int] = {t.name: 0 for t in self._targets}
         self._drained: dict[str, asyncio.Event] = {t.name: asyncio.Event() for t in self._targets}
         self._pollers: list[asyncio.Task[None]] = []
-        self.receive_calls = 0
 
     @property
     def held(self) -> int:
@@ -132,8 +132,8 @@ class Consumer:
         failures = 0
         while True:
             await self._drained[target.name].wait()
+            started = time.monotonic()
             try:
-                self.receive_calls += 1
                 messages = await self._client.receive_message(
                     target.url,
                     max_number_of_messages=queue.max_number_of_messages,
@@ -152,8 +152,12 @@ class Consumer:
                 continue
             failures = 0
             if not messages:
-                if queue.wait_time_seconds == 0:
-                    await asyncio.sleep(self._idle_sleep)
+                # An empty answer faster than the wait (wait 0, or a server that does not long-poll)
+                # is followed by a pause, so an idle queue never spins.
+                floor = min(self._idle_sleep, queue.wait_time_seconds or self._idle_sleep)
+                elapsed = time.monotonic() - started
+                if elapsed < floor:
+                    await asyncio.sleep(floor - elapsed)
                 continue
             self._drained[target.name].clear()
             self._outstanding[target.name] += len(messages)

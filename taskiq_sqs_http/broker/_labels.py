@@ -53,7 +53,7 @@ def parse_delay(raw: Any, *, maximum: float = MAX_LONG_DELAY_SECONDS) -> float:
     Negative, non-numeric and non-finite values raise `IntTaskLabelConfigError`, whose message is 2.1.1's
     ("'DelaySeconds' must be between 0 and 900, got ...") when the value is not a number at all.
     """
-    if raw is None or raw == "":
+    if raw is None or raw is False or (isinstance(raw, str) and raw.strip().lower() in _FALSE_STRINGS):
         return 0.0
     number: float | None
     if isinstance(raw, bool):

@@ -1,34 +1,21 @@
-"""Fixtures and helpers shared by the broker, result-backend and interop integration tests.
+"""Fixtures shared by the broker, result-backend and interop integration tests.
 
-pytest only loads fixtures from conftest.py and from test modules, so test modules import the fixtures
-they use from here explicitly.
+conftest.py belongs to the client-layer suite, so test modules load this file as a plugin
+(``pytest_plugins = ["tests.integration.broker_support"]``); helpers live in `broker_helpers`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from taskiq import AckableMessage, BrokerMessage
 
 from taskiq_sqs_http import SQSBroker
-from taskiq_sqs_http.aws import Message, RetryPolicy, S3Client, SQSClient
+from taskiq_sqs_http.aws import RetryPolicy, S3Client, SQSClient
 
-__all__ = [
-    "bucket",
-    "eventually",
-    "fifo_queue",
-    "make_broker",
-    "queue",
-    "receive_all",
-    "s3",
-    "sqs",
-    "task_message",
-]
+__all__ = ["bucket", "fifo_queue", "make_broker", "queue", "s3", "sqs"]
 
 
 @pytest.fixture
@@ -90,46 +77,3 @@ async def make_broker(
     yield factory
     for broker in brokers:
         await broker.shutdown()
-
-
-def task_message(
-    task_name: str = "tests:task", body: bytes | None = None, **labels: Any
-) -> BrokerMessage:
-    task_id = uuid.uuid4().hex
-    if body is None:
-        body = (
-            b'{"task_id":"' + task_id.encode() + b'","task_name":"' + task_name.encode() + b'",'
-            b'"labels":{},"labels_types":{},"args":[],"kwargs":{}}'
-        )
-    return BrokerMessage(
-        task_id=task_id,
-        task_name=task_name,
-        message=body,
-        labels={k: str(v) for k, v in labels.items()},
-    )
-
-
-async def receive_all(sqs: SQSClient, url: str, count: int, timeout: float = 10.0) -> list[Message]:
-    """Receive ``count`` messages directly (bounded by ``timeout``)."""
-    got: list[Message] = []
-    deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
-        got.extend(
-            await sqs.receive_message(url, max_number_of_messages=10, wait_time_seconds=1)
-        )
-    return got
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.1
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-async def next_message(gen: Any, timeout: float = 10.0) -> AckableMessage:
-    return await asyncio.wait_for(gen.__anext__(), timeout)

@@ -129,3 +129,14 @@ async def test_s3_object_round_trip(clients: tuple[SQSClient, S3Client], unique_
     assert sorted(result.deleted) == sorted(keys[1:])
     with pytest.raises(S3Error):
         await s3.head_bucket(bucket + "-missing")
+
+
+async def test_s3_large_object_round_trip(clients: tuple[SQSClient, S3Client], unique_name: str) -> None:
+    """A 3 MiB body goes up with a Content-Length (streamed, no warning) and comes back intact."""
+    _, s3 = clients
+    bucket = unique_name.lower()
+    await s3.create_bucket(bucket)
+    payload = bytes(range(256)) * (3 * 4096)
+    await s3.put_object(bucket, "big.bin", payload)
+    assert (await s3.get_object(bucket, "big.bin")).body == payload
+    assert (await s3.head_object(bucket, "big.bin")).content_length == len(payload)

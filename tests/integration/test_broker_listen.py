@@ -14,17 +14,12 @@ import pytest
 from taskiq_sqs_http import SQSBroker
 from taskiq_sqs_http.aws import MessageAttributeValue, SQSClient
 
-from .broker_support import (  # noqa: F401 - fixtures
-    eventually,
-    make_broker,
-    next_message,
-    queue,
-    receive_all,
-    sqs,
-    task_message,
-)
+from .broker_helpers import eventually, next_message, receive_all, task_message
 
 MakeBroker = Callable[..., Awaitable[SQSBroker]]
+
+# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
+pytest_plugins = ["tests.integration.broker_support"]
 
 
 class _Counter:

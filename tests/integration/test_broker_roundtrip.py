@@ -11,17 +11,12 @@ import pytest
 from taskiq_sqs_http import QueueNotFoundError, QueueNotRegisteredError, SQSBroker, SQSQueue
 from taskiq_sqs_http.aws import SQSClient
 
-from .broker_support import (  # noqa: F401 - fixtures
-    fifo_queue,
-    make_broker,
-    next_message,
-    queue,
-    receive_all,
-    sqs,
-    task_message,
-)
+from .broker_helpers import next_message, receive_all, task_message
 
 MakeBroker = Callable[..., Awaitable[SQSBroker]]
+
+# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
+pytest_plugins = ["tests.integration.broker_support"]
 
 
 async def test_kick_listen_ack_roundtrip(
@@ -52,9 +47,7 @@ async def test_startup_missing_queue_raises_queue_not_found(
         await make_broker(unique_name)
 
 
-async def test_unregistered_queue_label_is_an_error(
-    make_broker: MakeBroker, queue: tuple[str, str]
-) -> None:
+async def test_unregistered_queue_label_is_an_error(make_broker: MakeBroker, queue: tuple[str, str]) -> None:
     broker = await make_broker(queue[0])
     with pytest.raises(QueueNotRegisteredError, match="nope"):
         await broker.kick(task_message(queue="nope"))
@@ -103,9 +96,7 @@ async def test_with_default_queue_replaces_the_old_one(
     assert list(broker.queue_urls) == [queue[0]]
 
 
-async def test_fifo_order_per_group(
-    make_broker: MakeBroker, fifo_queue: tuple[str, str]
-) -> None:
+async def test_fifo_order_per_group(make_broker: MakeBroker, fifo_queue: tuple[str, str]) -> None:
     name, _ = fifo_queue
     broker = await make_broker(name, wait_time_seconds=1, max_number_of_messages=10)
     sent = {"a": [], "b": []}
@@ -140,9 +131,7 @@ async def test_delay_label_is_honoured(
     assert time.monotonic() - started >= 1.5
 
 
-async def test_long_delay_beyond_cap_hides_until_due(
-    make_broker: MakeBroker, queue: tuple[str, str]
-) -> None:
+async def test_long_delay_beyond_cap_hides_until_due(make_broker: MakeBroker, queue: tuple[str, str]) -> None:
     """A delay above max_delay_seconds is sent with the cap and re-hidden until due."""
     name, _ = queue
     broker = await make_broker(name, wait_time_seconds=1, max_delay_seconds=1)

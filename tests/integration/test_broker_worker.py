@@ -17,9 +17,12 @@ from taskiq.kicker import AsyncKicker
 from taskiq_sqs_http import S3Backend, SQSBroker
 from taskiq_sqs_http.aws import SQSClient
 
-from .broker_support import bucket, eventually, queue, s3, sqs  # noqa: F401 - fixtures
+from .broker_helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
+pytest_plugins = ["tests.integration.broker_support"]
 
 
 @pytest.fixture
@@ -95,9 +98,11 @@ async def test_worker_runs_tasks_end_to_end_with_every_ack_type(
 
     async def drained() -> bool:
         attributes = await sqs.get_queue_attributes(queue[1])
-        return attributes["ApproximateNumberOfMessages"] == "0" == attributes[
-            "ApproximateNumberOfMessagesNotVisible"
-        ]
+        return (
+            attributes["ApproximateNumberOfMessages"]
+            == "0"
+            == attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
 
     await eventually(drained, timeout=10)
     assert worker.poll() is None

@@ -11,7 +11,9 @@ from taskiq.result import TaskiqResult
 from taskiq_sqs_http import ResultIsMissingError, S3Backend
 from taskiq_sqs_http.aws import NoSuchKeyError, RetryPolicy, S3Client
 
-from .broker_support import bucket, s3  # noqa: F401 - fixtures
+# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
+pytest_plugins = ["tests.integration.broker_support"]
+
 
 MakeBackend = Callable[..., S3Backend]
 

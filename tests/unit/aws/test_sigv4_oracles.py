@@ -53,13 +53,9 @@ def _botocore_sign(
     *,
     payload_signing: bool | None = None,
 ) -> dict[str, str]:
-    request = botocore_awsrequest.AWSRequest(
-        method=method, url=url, data=body, headers=dict(headers)
-    )
+    request = botocore_awsrequest.AWSRequest(method=method, url=url, data=body, headers=dict(headers))
     if payload_signing is not None:
-        request.context["client_config"] = SimpleNamespace(
-            s3={"payload_signing_enabled": payload_signing}
-        )
+        request.context["client_config"] = SimpleNamespace(s3={"payload_signing_enabled": payload_signing})
     auth_cls(_boto_creds(token), service, region).add_auth(request)
     return dict(request.headers.items())
 
@@ -112,9 +108,7 @@ SQS_ENDPOINTS = [
     "operation",
     ["SendMessage", "ReceiveMessage", "DeleteMessage", "GetQueueUrl", "ChangeMessageVisibility"],
 )
-def test_sqs_json_matches_botocore(
-    operation: str, endpoint: str, region: str, token: str | None
-) -> None:
+def test_sqs_json_matches_botocore(operation: str, endpoint: str, region: str, token: str | None) -> None:
     headers = {
         "X-Amz-Target": f"AmazonSQS.{operation}",
         "Content-Type": "application/x-amz-json-1.0",
@@ -122,9 +116,7 @@ def test_sqs_json_matches_botocore(
         "User-Agent": "taskiq-sqs-http/0.1 httpx/0.28",
     }
     body = _sqs_body(operation)
-    expected = _botocore_sign(
-        botocore_auth.SigV4Auth, "sqs", region, "POST", endpoint, headers, body, token
-    )
+    expected = _botocore_sign(botocore_auth.SigV4Auth, "sqs", region, "POST", endpoint, headers, body, token)
     ours = SigV4Signer(Credentials(ACCESS_KEY, SECRET_KEY, token), region, "sqs").sign(
         "POST", endpoint, headers, body, NOW
     )
@@ -141,9 +133,7 @@ def test_sqs_json_matches_botocore(
 def test_non_s3_path_rules_match_botocore(path: str) -> None:
     url = f"https://sqs.us-east-1.amazonaws.com{path}?Action=ListQueues&Version=2012-11-05"
     headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-    expected = _botocore_sign(
-        botocore_auth.SigV4Auth, "sqs", "us-east-1", "GET", url, headers, b"", None
-    )
+    expected = _botocore_sign(botocore_auth.SigV4Auth, "sqs", "us-east-1", "GET", url, headers, b"", None)
     ours = SigV4Signer(Credentials(ACCESS_KEY, SECRET_KEY), "us-east-1", "sqs").sign(
         "GET", url, headers, b"", NOW
     )
@@ -195,9 +185,7 @@ def test_s3_object_requests_match_botocore(
 ) -> None:
     url = base + encode_s3_key(key)
     headers = {**extra, "User-Agent": "taskiq-sqs-http/0.1", "Expect": "100-continue"}
-    expected = _botocore_sign(
-        botocore_auth.S3SigV4Auth, "s3", region, method, url, headers, body, token
-    )
+    expected = _botocore_sign(botocore_auth.S3SigV4Auth, "s3", region, method, url, headers, body, token)
     ours = SigV4Signer(Credentials(ACCESS_KEY, SECRET_KEY, token), region, "s3").sign(
         method, url, headers, body, NOW
     )

@@ -226,9 +226,7 @@ def _crt_context(case: Path) -> CrtContext:
     raw = json.loads(_read(case / "context.json"))
     creds = raw["credentials"]
     return CrtContext(
-        credentials=Credentials(
-            creds["access_key_id"], creds["secret_access_key"], creds.get("token")
-        ),
+        credentials=Credentials(creds["access_key_id"], creds["secret_access_key"], creds.get("token")),
         region=raw["region"],
         service=raw["service"],
         normalize=raw["normalize"],
@@ -270,9 +268,7 @@ def test_crt_suite_header(case: Path | None) -> None:
     assert f"Authorization:{details.headers['Authorization']}\n" in signed_request
     assert f"X-Amz-Date:{details.headers['X-Amz-Date']}\n" in signed_request
     if ctx.credentials.session_token:
-        assert f"X-Amz-Security-Token:{details.headers['X-Amz-Security-Token']}\n" in (
-            signed_request
-        )
+        assert f"X-Amz-Security-Token:{details.headers['X-Amz-Security-Token']}\n" in (signed_request)
     if ctx.sign_body:
         assert f"x-amz-content-sha256:{details.headers['X-Amz-Content-SHA256']}\n" in signed_request
     else:
@@ -415,9 +411,7 @@ def test_s3_doc_example_presigned() -> None:
 # --------------------------------------------------------------------------------------------------
 
 GOLDEN_KEY = "photos/a b+c%d~e$f&g=h,i;j:k@l!m*n'o(p)q/\u1234.jpg"
-GOLDEN_PATH = (
-    "/photos/a%20b%2Bc%25d~e%24f%26g%3Dh%2Ci%3Bj%3Ak%40l%21m%2An%27o%28p%29q/%E1%88%B4.jpg"
-)
+GOLDEN_PATH = "/photos/a%20b%2Bc%25d~e%24f%26g%3Dh%2Ci%3Bj%3Ak%40l%21m%2An%27o%28p%29q/%E1%88%B4.jpg"
 GOLDEN_TOKEN = "AQoDYXdzEXAMPLEtoken/+="
 SQS_QUEUE_BODY = '{"QueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/MyQueue", '
 
@@ -533,9 +527,7 @@ def test_botocore_golden_requests(name: str) -> None:
     # capture does (it is not in the signed list above).
     headers = {k: v for k, v in g.headers.items() if k.lower() != "content-length"}
     signer = SigV4Signer(Credentials(ACCESS_KEY, SECRET_KEY, g.token), SUITE_REGION, g.service)
-    added = signer.sign(
-        g.method, g.url, headers, g.body, SUITE_TIME, unsigned_payload=g.unsigned_payload
-    )
+    added = signer.sign(g.method, g.url, headers, g.body, SUITE_TIME, unsigned_payload=g.unsigned_payload)
     assert _signature_of(added["Authorization"]) == (g.signed_headers, g.signature)
     if g.service == "s3":
         expected_hash = UNSIGNED_PAYLOAD if g.unsigned_payload else _sha256(g.body)
@@ -578,9 +570,7 @@ def test_botocore_golden_presigned_with_token() -> None:
     url = signer.presign_url("GET", PRESIGN_URL, 3600, SUITE_TIME)
     query = httpx.URL(url).query.decode()
     assert "X-Amz-Security-Token=AQoDYXdzEXAMPLEtoken%2F%2B%3D" in query.split("&")
-    assert url.endswith(
-        "&X-Amz-Signature=9bea91b9fda80a62fb8a6dd1bd14076188c6b17ad525f2abe7feae983c861c7f"
-    )
+    assert url.endswith("&X-Amz-Signature=9bea91b9fda80a62fb8a6dd1bd14076188c6b17ad525f2abe7feae983c861c7f")
 
 
 def _sha256(data: bytes) -> str:
@@ -709,9 +699,7 @@ def test_host_includes_non_default_port_only() -> None:
 
 def test_explicit_host_header_wins() -> None:
     signer = SigV4Signer(Credentials(ACCESS_KEY, SECRET), "us-east-1", "sqs")
-    details = signer.sign_details(
-        "POST", "http://127.0.0.1:4566/", {"Host": "sqs.local"}, b"", SUITE_TIME
-    )
+    details = signer.sign_details("POST", "http://127.0.0.1:4566/", {"Host": "sqs.local"}, b"", SUITE_TIME)
     assert "\nhost:sqs.local\n" in details.canonical_request
 
 
@@ -732,9 +720,7 @@ def test_header_forms_are_equivalent() -> None:
     signer = SigV4Signer(Credentials(ACCESS_KEY, SECRET), "us-east-1", "service")
     pairs = [("My-Header", "b"), ("my-header", " a  c "), ("X-Other", "1")]
     as_list = signer.sign("GET", "https://example.amazonaws.com/", pairs, b"", SUITE_TIME)
-    as_httpx = signer.sign(
-        "GET", "https://example.amazonaws.com/", httpx.Headers(pairs), b"", SUITE_TIME
-    )
+    as_httpx = signer.sign("GET", "https://example.amazonaws.com/", httpx.Headers(pairs), b"", SUITE_TIME)
     assert as_list == as_httpx
     details = signer.sign_details("GET", "https://example.amazonaws.com/", pairs, b"", SUITE_TIME)
     assert "\nmy-header:b,a c\n" in details.canonical_request
@@ -814,9 +800,7 @@ def test_presign_expiry_bounds_accepted(expires: int) -> None:
 
 def test_presign_keeps_existing_query_and_signs_non_s3_with_empty_hash() -> None:
     signer = SigV4Signer(Credentials(ACCESS_KEY, SECRET), "us-east-1", "service")
-    details = signer.presign_details(
-        "GET", "https://example.amazonaws.com/?b=2&a=x%20y", 60, SUITE_TIME
-    )
+    details = signer.presign_details("GET", "https://example.amazonaws.com/?b=2&a=x%20y", 60, SUITE_TIME)
     assert details.canonical_request.endswith(f"\nhost\n{EMPTY_SHA256}")
     query = httpx.URL(details.url).query.decode()
     assert query.startswith("X-Amz-Algorithm=")
