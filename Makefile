@@ -10,7 +10,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install ministack aiosqs check lint format typecheck test test-unit bench-client clean
+.PHONY: help install ministack aiosqs check lint format typecheck test test-unit demo bench bench-client clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,13 @@ test: install ministack aiosqs ## Run every test (unit + integration on a privat
 
 test-unit: install ## Unit tests only (no emulator)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+demo: install ministack ## Run the main job end to end on a local MiniStack (worker, mixed tasks, summary)
+	$(PY) scripts/demo.py --ministack $(MS_VENV)/bin/ministack
+
+bench: install ministack aiosqs ## Broker benchmarks, ours vs taskiq-aio-sqs 2.1.1, side by side (bench/results.md)
+	$(PY) -m pip install $(PIP_FLAGS) matplotlib
+	$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- $(PY) scripts/bench.py
 
 bench-client: install ministack ## Client CPU per request, ours vs aiobotocore (side by side)
 	$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- \
