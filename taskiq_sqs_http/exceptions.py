@@ -18,6 +18,7 @@ Tree::
     │   │   ├── BrokerFloatConfigError         a float below its minimum
     │   │   └── QueueNotRegisteredError        the ``queue`` label names no registered queue (ValueError)
     │   ├── BrokerNotStartedError              kick()/listen() before startup()
+    │   ├── SendFailedError                    batched messages that could not be sent (flush/shutdown)
     │   └── QueueNotFoundError                 SQS says the queue does not exist
     └── S3ResultBackendError (ResultBackendError)
         ├── ResultIsMissingError (ResultGetError)
@@ -47,6 +48,7 @@ __all__ = [
     "ResultIsMissingError",
     "S3ResultBackendError",
     "SQSBrokerError",
+    "SendFailedError",
     "StrConfigError",
     "StrTaskLabelConfigError",
     "TaskIQSQSError",
@@ -134,6 +136,17 @@ class BrokerNotStartedError(SQSBrokerError):
 
     __template__ = "The broker is not started: call 'await broker.startup()' before {operation}()"
     operation: str
+
+
+class SendFailedError(SQSBrokerError):
+    """Buffered (batched) messages could not be sent; ``failures`` lists each with task id and reason.
+
+    Raised by ``flush()`` and ``shutdown()``; every failure has also gone to ``on_send_error``.
+    """
+
+    __template__ = "Unexpected error occured: {error}"
+    error: str | None = None
+    failures: Any = None
 
 
 class QueueNotFoundError(SQSBrokerError):

@@ -55,6 +55,7 @@ class _Coalescer(Generic[Item, Entry]):
         make_entry: Callable[[str, Item], Entry],
         linger: float,
         batch_size: int,
+        stale_ok: bool,
         max_attempts: int = 3,
     ) -> None:
         if not 0 <= linger <= 1:
@@ -67,6 +68,7 @@ class _Coalescer(Generic[Item, Entry]):
         self._linger = linger
         self._batch_size = batch_size
         self._max_attempts = max_attempts
+        self._stale_ok = stale_ok
         self._queues: dict[str, list[tuple[Item, asyncio.Future[None], int]]] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -167,6 +169,7 @@ class DeleteBatcher:
             make_entry=DeleteMessageEntry,
             linger=linger,
             batch_size=batch_size,
+            stale_ok=True,
         )
 
     async def delete(self, queue_url: str, receipt_handle: str) -> None:
@@ -177,7 +180,11 @@ class DeleteBatcher:
 
 
 class VisibilityBatcher:
-    """``await change(queue_url, receipt_handle, seconds)`` for heartbeats and early returns."""
+    """``await change(queue_url, receipt_handle, seconds)`` for heartbeats and early returns.
+
+    A stale receipt handle raises `ReceiptHandleIsInvalidError` here: a heartbeat must learn that its
+    message is gone so that it stops.
+    """
 
     def __init__(
         self, client: SQSBatchAPI, *, linger: float = 0.02, batch_size: int = MAX_BATCH_ENTRIES
@@ -188,6 +195,7 @@ class VisibilityBatcher:
             make_entry=lambda i, item: ChangeVisibilityEntry(i, item[0], item[1]),
             linger=linger,
             batch_size=batch_size,
+            stale_ok=False,
         )
 
     async def change(self, queue_url: str, receipt_handle: str, visibility_timeout: int) -> None:

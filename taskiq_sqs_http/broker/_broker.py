@@ -1,8 +1,9 @@
 """SQSBroker: taskiq's broker interface on SQS, through our own async client.
 
 The broker is wiring: routing and label handling (`_labels`), the wire format (`_envelope`), the receive
-loop (`_consumer`) and heartbeats (`_heartbeat`). Two seams exist for the batching work that follows:
-every send goes through `_send(target, entry)` and every ack through `_ack(queue_url, receipt_handle)`.
+loop (`_consumer`), heartbeats (`_heartbeat`), send and ack coalescing (`..batching`) and S3-offloaded
+payloads (`..extended`). Every send goes through `_send(target, entry)` and every ack through
+`_ack(queue_url, receipt_handle)`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Coroutine, Generator, Iterable
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterable
 from typing import Any, TypeVar
 
 import httpx
-from taskiq import AsyncBroker, BrokerMessage
+from taskiq import AsyncBroker, BrokerMessage, TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.abc.formatter import TaskiqFormatter
 from taskiq.acks import AckableMessage
 
@@ -39,15 +40,17 @@ from ..aws import (
     resolve_region,
 )
 from ..aws._credentials import CredentialsLike
+from ..batching import DeleteBatcher, SendBatcher, SendBatchError, SendFailure, VisibilityBatcher
 from ..exceptions import (
     BrokerConfigError,
     BrokerNotStartedError,
     ExtendedBucketNameMissingError,
     QueueNotFoundError,
     QueueNotRegisteredError,
+    SendFailedError,
     SQSBrokerError,
 )
-from ..result_backend._keys import object_key_segment
+from ..extended import PayloadStore, PointerError, S3Pointer, decode_pointer
 from ..result_backend._keys import server_side_encryption as _sse
 from ._config import (
     MAX_DELAY_SECONDS,
@@ -64,11 +67,8 @@ from ._envelope import (
     MetadataUnwrappingFormatter,
     SQSMessageMetadata,
     decode_body,
-    decode_pointer,
     encode_body,
     encode_envelope,
-    encode_pointer,
-    is_extended,
     not_before,
     not_before_attribute,
 )
@@ -77,6 +77,8 @@ from ._labels import (
     DELAY_LABEL,
     GROUP_ID_LABEL,
     QUEUE_LABEL,
+    SKIP_BATCHING_LABEL,
+    label_bool,
     parse_delay,
     parse_group_id,
     retry_count,
@@ -96,6 +98,9 @@ _MAX_DEDUPLICATION_ID = 128
 _NOT_BEFORE_TOLERANCE = 1.0
 # Bound on handing un-acked messages back at shutdown.
 _SHUTDOWN_RETURN_TIMEOUT = 10.0
+# Default linger of batched deletes and visibility changes: long enough to coalesce the acks of one
+# receive, short enough not to matter to a task's latency.
+_ACK_LINGER = 0.02
 # AWS error codes that mean "your request is invalid" (2.1.1 raised BrokerConfigError for these).
 _CONFIG_CODES = frozenset(
     {
@@ -155,15 +160,40 @@ async def _first_error_gather(coros: Iterable[Coroutine[Any, Any, _T]]) -> list[
 class _Ack:
     """The ack of one delivery; ``metadata`` says which delivery (2.1.1 attached it to the function)."""
 
-    __slots__ = ("_broker", "_queue_name", "metadata")
+    __slots__ = ("_broker", "_queue_name", "metadata", "pointer", "task_id")
 
-    def __init__(self, broker: SQSBroker, queue_name: str, metadata: SQSMessageMetadata) -> None:
+    def __init__(
+        self,
+        broker: SQSBroker,
+        queue_name: str,
+        metadata: SQSMessageMetadata,
+        task_id: str,
+        pointer: S3Pointer | None,
+    ) -> None:
         self._broker = broker
         self._queue_name = queue_name
         self.metadata = metadata
+        self.task_id = task_id
+        self.pointer = pointer
 
     async def __call__(self) -> None:
-        await self._broker._acknowledge(self._queue_name, self.metadata)  # pyright: ignore[reportPrivateUsage]
+        await self._broker._acknowledge(self._queue_name, self)  # pyright: ignore[reportPrivateUsage]
+
+
+class _FailureTracker(TaskiqMiddleware):
+    """Notes which deliveries raised, so their ack can hand them back to SQS instead of deleting them.
+
+    taskiq runs ``on_error`` inside the task's execution, before the ack of ``when_executed`` and
+    ``when_saved``; with ``when_received`` the message is gone before the task runs, so there is nothing
+    to redeliver.
+    """
+
+    def __init__(self, failed: set[str]) -> None:
+        super().__init__()
+        self._failed = failed
+
+    def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
+        self._failed.add(message.task_id)
 
 
 class SQSBroker(AsyncBroker):
@@ -207,6 +237,15 @@ class SQSBroker(AsyncBroker):
         max_delay_seconds: int = MAX_DELAY_SECONDS,
         server_side_encryption: str | ServerSideEncryption | None = None,
         sse_kms_key_id: str | None = None,
+        extended_payload_format: str = "aio-sqs",
+        extended_payload_threshold: int = MAX_SQS_MESSAGE_SIZE,
+        trusted_payload_buckets: Iterable[str] | None = None,
+        delete_payloads_after_ack: bool = True,
+        redeliver_failed: bool = False,
+        redelivery_delay: int = 30,
+        ack_batch_linger: float = _ACK_LINGER,
+        on_send_error: Callable[[SendFailure], object] | None = None,
+        shutdown_timeout: float = 30.0,
     ) -> None:
         super().__init__()
         # -- validation, in 2.1.1's order: heartbeat, messages, delay, wait, then batching ------------
@@ -239,10 +278,28 @@ class SQSBroker(AsyncBroker):
         self._enable_batching = bool(enable_batching)
         self._skip_batch_tasks = set(skip_batch_tasks or [])
         self.max_delay_seconds = check_int("max_delay_seconds", max_delay_seconds, 0, MAX_DELAY_SECONDS)
+        self._redelivery_delay = check_int("redelivery_delay", redelivery_delay, 0, MAX_VISIBILITY_TIMEOUT)
+        self._ack_linger = _check_range_float("ack_batch_linger", ack_batch_linger, 0.0, 0.05)
+        self._shutdown_timeout = _check_range_float("shutdown_timeout", shutdown_timeout, 0.1, 3600.0)
         try:
             self._encryption = _sse(server_side_encryption, sse_kms_key_id)
+            self._payloads = PayloadStore(
+                self._get_s3,
+                s3_extended_bucket_name,
+                threshold=extended_payload_threshold,
+                payload_format=extended_payload_format,
+                trusted_buckets=trusted_payload_buckets or (),
+                encryption=self._encryption,
+            )
         except ConfigurationError as exc:
             raise BrokerConfigError(error=str(exc)) from None
+        self._delete_payloads = delete_payloads_after_ack
+        self._on_send_error = on_send_error
+        # Task ids whose last run raised; consulted (and cleared) by their ack when redeliver_failed.
+        self._failed_tasks: set[str] = set()
+        self._redeliver_failed = redeliver_failed
+        if redeliver_failed:
+            self.add_middlewares(_FailureTracker(self._failed_tasks))
 
         self.use_task_id_for_deduplication = use_task_id_for_deduplication
         self.s3_extended_bucket_name = s3_extended_bucket_name
@@ -287,6 +344,9 @@ class SQSBroker(AsyncBroker):
         self._heartbeat_settings: dict[str, tuple[int, float]] = {}
         # Handed to taskiq and not yet acked: receipt handle -> queue URL (handed back at shutdown).
         self._in_flight: dict[str, str] = {}
+        self._sender: SendBatcher | None = None
+        self._deleter: DeleteBatcher | None = None
+        self._visibility: VisibilityBatcher | None = None
 
     # -- configuration --------------------------------------------------------------------------------
     @staticmethod
@@ -408,8 +468,19 @@ class SQSBroker(AsyncBroker):
             raise
         self._session = session
         logger.info("SQS broker: %s", self._sqs.describe())
+        self._deleter = DeleteBatcher(self._sqs, linger=self._ack_linger)
+        self._visibility = VisibilityBatcher(self._sqs, linger=self._ack_linger)
+        if self._enable_batching:
+            self._sender = SendBatcher(
+                self._sqs,
+                batch_size=self._batch_size,
+                linger=self._batch_timeout,
+                on_failure=self._report_send_failure,
+            )
         if self._enable_heartbeat:
-            self._heartbeats = Heartbeats(self._sqs, max_extensions=self._heartbeat_max_extensions)
+            self._heartbeats = Heartbeats(
+                self._visibility.change, max_extensions=self._heartbeat_max_extensions
+            )
 
     async def _resolve(self, queue: SQSQueue) -> str:
         if queue.url is not None:
@@ -445,13 +516,36 @@ class SQSBroker(AsyncBroker):
         logger.info("Created queue '%s': %s", queue.name, url)
         return url
 
-    async def shutdown(self) -> None:
-        """Hand back un-acked messages, stop heartbeats, run taskiq's shutdown, close every client."""
+    async def flush(self) -> None:
+        """Send every buffered message now; raise `SendFailedError` naming those that could not be sent."""
+        if self._sender is None:
+            return
         try:
+            await self._sender.flush()
+        except SendBatchError as exc:
+            raise SendFailedError(error=str(exc), failures=exc.failures) from exc
+
+    async def shutdown(self) -> None:
+        """Flush buffered sends (bounded), hand back un-acked messages, stop heartbeats, close everything.
+
+        Never hangs: the flush gets ``shutdown_timeout`` seconds. Messages that could not be sent by then
+        are reported through ``on_send_error`` and raised as `SendFailedError` once everything is closed.
+        """
+        unsent: SendBatchError | None = None
+        try:
+            if self._sender is not None:
+                sender, self._sender = self._sender, None
+                try:
+                    await sender.aclose(timeout=self._shutdown_timeout)
+                except SendBatchError as exc:
+                    unsent = exc
             if self._sqs is not None and self._in_flight:
                 await self._hand_back_in_flight(self._sqs)
             if self._heartbeats is not None:
                 await self._heartbeats.aclose()
+            for batcher in (self._deleter, self._visibility):
+                if batcher is not None:
+                    await asyncio.wait_for(batcher.aclose(), _SHUTDOWN_RETURN_TIMEOUT)
         finally:
             try:
                 await super().shutdown()
@@ -459,6 +553,13 @@ class SQSBroker(AsyncBroker):
                 self._started = False
                 self._targets = {}
                 await self._close_clients()
+        if unsent is not None:
+            raise SendFailedError(error=str(unsent), failures=unsent.failures) from unsent
+
+    def _report_send_failure(self, failure: SendFailure) -> None:
+        """Every message that could not be sent is logged (by the batcher) and handed to the user's hook."""
+        if self._on_send_error is not None:
+            self._on_send_error(failure)
 
     async def _hand_back_in_flight(self, sqs: SQSClient) -> None:
         by_url: dict[str, list[str]] = {}
@@ -478,6 +579,7 @@ class SQSBroker(AsyncBroker):
         sqs, s3, session = self._sqs, self._s3, self._session
         self._sqs = self._s3 = self._session = None
         self._heartbeats = None
+        self._sender = self._deleter = self._visibility = None
         self._heartbeat_settings = {}
         self._in_flight.clear()
         try:
@@ -518,11 +620,24 @@ class SQSBroker(AsyncBroker):
         return target
 
     async def kick(self, message: BrokerMessage) -> None:
-        """Send one task. Returns once SQS has accepted it; any failure is raised to the caller."""
+        """Send one task.
+
+        Unbatched, returns once SQS has accepted it. Batched, returns once it is buffered: from then on it
+        is sent, retried with backoff, or reported (``on_send_error``, ``flush()``, ``shutdown()``).
+        Either way, a task that cannot be built (bad labels, oversize without a bucket) raises here.
+        """
         self._require_sqs("kick")
         target = self._route(message)
         entry = await self.build_entry(message, target)
+        if self._sender is not None and self._batchable(message):
+            self._sender.submit(target.url, entry)
+            return
         await self._send(target, entry)
+
+    def _batchable(self, message: BrokerMessage) -> bool:
+        if message.task_name in self._skip_batch_tasks:
+            return False
+        return not label_bool(message.labels.get(SKIP_BATCHING_LABEL))
 
     async def build_entry(self, message: BrokerMessage, target: Target) -> SendMessageEntry:
         """The SQS message for a task: delay, group and deduplication ids, body, S3 offload."""
@@ -562,34 +677,19 @@ class SQSBroker(AsyncBroker):
 
         body, body_attributes = encode_body(message.message)
         entry = SendMessageEntry(
-            "0",
+            message.task_id,
             body,
             delay_seconds=delay_seconds,
             message_attributes={**body_attributes, **attributes} or None,
             message_group_id=group_id,
             message_deduplication_id=dedup_id,
         )
-        if entry.wire_size() >= MAX_SQS_MESSAGE_SIZE:
-            body, pointer_attributes = await self._offload(message, queue)
-            entry = SendMessageEntry(
-                "0",
-                body,
-                delay_seconds=delay_seconds,
-                message_attributes={**pointer_attributes, **attributes},
-                message_group_id=group_id,
-                message_deduplication_id=dedup_id,
-            )
+        if self._payloads.needs_offload(entry):
+            if not self.s3_extended_bucket_name:
+                raise ExtendedBucketNameMissingError
+            with self.handle_exceptions(queue.name):
+                entry = await self._payloads.offload(entry, message.message, attributes)
         return entry
-
-    async def _offload(self, message: BrokerMessage, queue: SQSQueue) -> tuple[str, dict[str, Any]]:
-        bucket = self.s3_extended_bucket_name
-        if not bucket:
-            raise ExtendedBucketNameMissingError
-        key = f"{object_key_segment(message.task_id)}.json"
-        s3 = await self._get_s3()
-        with self.handle_exceptions(queue.name):
-            await s3.put_object(bucket, key, message.message, encryption=self._encryption)
-        return encode_pointer(bucket, key)
 
     async def _send(self, target: Target, entry: SendMessageEntry) -> None:
         """The send seam: one SendMessage now; the batcher replaces this with SendMessageBatch."""
@@ -670,11 +770,12 @@ class SQSBroker(AsyncBroker):
             if due is not None and due - time.time() > _NOT_BEFORE_TOLERANCE:
                 await self._hide_until(target, message, due)
                 return None
-            if is_extended(message.message_attributes):
-                payload = await self._fetch_extended(message)
+            pointer = decode_pointer(message.body, message.message_attributes)
+            if pointer is not None:
+                payload = await self._payloads.fetch(pointer, message.message_id)
             else:
                 payload = decode_body(message.body, message.message_attributes)
-        except MalformedMessageError as exc:
+        except (MalformedMessageError, PointerError) as exc:
             logger.error(
                 "Message %s from queue %s is malformed (%s); leaving it in SQS for redrive",
                 message.message_id,
@@ -682,7 +783,7 @@ class SQSBroker(AsyncBroker):
                 exc,
             )
             return None
-        problem = self._task_problem(payload)
+        task_id, problem = self._task_problem(payload)
         if problem is not None:
             logger.error(
                 "Message %s from queue %s is not a task this worker can run (%s); leaving it in SQS "
@@ -701,26 +802,22 @@ class SQSBroker(AsyncBroker):
         )
         if self._expose_message_metadata:
             payload = encode_envelope(metadata, payload)
-        return AckableMessage(data=payload, ack=_Ack(self, target.name, metadata))
+        ack = _Ack(self, target.name, metadata, task_id, pointer if self._delete_payloads else None)
+        return AckableMessage(data=payload, ack=ack)
 
-    def _task_problem(self, payload: bytes) -> str | None:
-        """Why taskiq could not run this payload, or None. taskiq would ack (delete) such a message."""
+    def _task_problem(self, payload: bytes) -> tuple[str, str | None]:
+        """The task id, and why taskiq could not run this payload (None when it can).
+
+        taskiq would ack (delete) a message it cannot parse; we leave it in SQS for redrive instead.
+        """
         try:
             task_message = self.formatter.loads(payload)
             task_message.parse_labels()
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return "", f"{type(exc).__name__}: {exc}"
         if self.is_worker_process and self.find_task(task_message.task_name) is None:
-            return f"unknown task {task_message.task_name!r}"
-        return None
-
-    async def _fetch_extended(self, message: Message) -> bytes:
-        bucket, key = decode_pointer(message.body)
-        s3 = await self._get_s3()
-        try:
-            return (await s3.get_object(bucket, key)).body
-        except AWSError as exc:
-            raise MalformedMessageError(f"cannot read its S3 payload s3://{bucket}/{key}: {exc}") from exc
+            return task_message.task_id, f"unknown task {task_message.task_name!r}"
+        return task_message.task_id, None
 
     async def _hide_until(self, target: Target, message: Message, due: float) -> None:
         """A long-delayed message arrived early: hide it again until it is due (at most 12 h a time)."""
@@ -735,10 +832,15 @@ class SQSBroker(AsyncBroker):
             logger.debug("Message %s is not due; hidden for %d s", message.message_id, remaining)
 
     # -- acknowledging --------------------------------------------------------------------------------
-    async def _acknowledge(self, queue_name: str, metadata: SQSMessageMetadata) -> None:
+    async def _acknowledge(self, queue_name: str, delivery: _Ack) -> None:
+        metadata = delivery.metadata
         self._in_flight.pop(metadata.receipt_handle, None)
         if self._heartbeats is not None:
             await self._heartbeats.stop(metadata.receipt_handle)
+        if self._redeliver_failed and delivery.task_id in self._failed_tasks:
+            self._failed_tasks.discard(delivery.task_id)
+            await self._redeliver(queue_name, metadata)
+            return
         try:
             await self._ack(metadata.queue_url, metadata.receipt_handle)
         except ReceiptHandleIsInvalidError as exc:
@@ -751,10 +853,39 @@ class SQSBroker(AsyncBroker):
             )
         except AWSError as exc:
             raise broker_error(exc, queue_name) from exc
+        if delivery.pointer is not None:
+            await self._payloads.delete(delivery.pointer)
+
+    async def _redeliver(self, queue_name: str, metadata: SQSMessageMetadata) -> None:
+        """The task raised: let SQS deliver it again after ``redelivery_delay`` (and, past the queue's
+        maxReceiveCount, move it to the dead-letter queue) instead of deleting it."""
+        logger.info(
+            "Task of message %s failed; SQS redelivers it in %d s (receive count so far: %s)",
+            metadata.message_id,
+            self._redelivery_delay,
+            metadata.approximate_receive_count,
+        )
+        if self._visibility is None:
+            raise BrokerNotStartedError(operation="ack")
+        try:
+            await self._visibility.change(metadata.queue_url, metadata.receipt_handle, self._redelivery_delay)
+        except ReceiptHandleIsInvalidError:
+            logger.warning("Message %s was already redelivered; nothing to hand back", metadata.message_id)
+        except AWSError as exc:
+            raise broker_error(exc, queue_name) from exc
 
     async def _ack(self, queue_url: str, receipt_handle: str) -> None:
-        """The ack seam: one DeleteMessage now; the batcher replaces this with DeleteMessageBatch."""
-        await self._require_sqs("ack").delete_message(queue_url, receipt_handle)
+        """Delete through DeleteMessageBatch; returns once SQS deleted it (stale handles are logged)."""
+        if self._deleter is None:
+            raise BrokerNotStartedError(operation="ack")
+        await self._deleter.delete(queue_url, receipt_handle)
+
+
+def _check_range_float(name: str, value: object, low: float, high: float) -> float:
+    number = None if isinstance(value, bool) or not isinstance(value, (int, float)) else float(value)
+    if number is None or not math.isfinite(number) or not low <= number <= high:
+        raise BrokerConfigError(error=f"'{name}' is {value!r}; allowed range is {low}..{high}")
+    return number
 
 
 def _as_positive_float(value: object) -> float | None:

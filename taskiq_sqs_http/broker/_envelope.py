@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from ..aws import MessageAttributeValue
 
 __all__ = [
     "BODY_ENCODING_ATTRIBUTE",
-    "EXTENDED_ATTRIBUTE",
     "NOT_BEFORE_ATTRIBUTE",
     "SQS_APPROXIMATE_RECEIVE_COUNT_LABEL",
     "SQS_MESSAGE_ID_LABEL",
@@ -43,10 +41,8 @@ __all__ = [
     "MetadataUnwrappingFormatter",
     "SQSMessageMetadata",
     "decode_body",
-    "decode_pointer",
     "encode_body",
     "encode_envelope",
-    "encode_pointer",
     "not_before",
     "try_decode_envelope",
 ]
@@ -59,7 +55,6 @@ SQS_APPROXIMATE_RECEIVE_COUNT_LABEL = "sqs_approximate_receive_count"
 _METADATA_KEY = "__taskiq_aio_sqs_metadata__"
 _BODY_KEY = "__taskiq_aio_sqs_body__"
 
-EXTENDED_ATTRIBUTE = "s3_extended_message"
 BODY_ENCODING_ATTRIBUTE = "taskiq_body_encoding"
 NOT_BEFORE_ATTRIBUTE = "taskiq_not_before"
 _BASE64 = "base64"
@@ -98,11 +93,6 @@ def _attribute_string(attributes: Mapping[str, MessageAttributeValue], name: str
     return ""
 
 
-def is_extended(attributes: Mapping[str, MessageAttributeValue]) -> bool:
-    """2.1.1 treats any present ``s3_extended_message`` attribute as a pointer, whatever its value."""
-    return EXTENDED_ATTRIBUTE in attributes
-
-
 def decode_body(body: str, attributes: Mapping[str, MessageAttributeValue]) -> bytes:
     encoding = _attribute_string(attributes, BODY_ENCODING_ATTRIBUTE)
     if encoding is None:
@@ -113,26 +103,6 @@ def decode_body(body: str, attributes: Mapping[str, MessageAttributeValue]) -> b
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
         raise MalformedMessageError("body is marked base64 but is not valid base64") from None
-
-
-def encode_pointer(bucket: str, key: str) -> tuple[str, dict[str, MessageAttributeValue]]:
-    """2.1.1's S3 pointer, byte for byte (Python's default ``json.dumps`` separators)."""
-    body = json.dumps({"s3_bucket": bucket, "s3_key": key})
-    return body, {EXTENDED_ATTRIBUTE: MessageAttributeValue.string("True")}
-
-
-def decode_pointer(body: str) -> tuple[str, str]:
-    try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedMessageError("extended message body is not JSON") from None
-    if not isinstance(data, dict):
-        raise MalformedMessageError("extended message body is not a JSON object")
-    pointer = cast(dict[str, Any], data)
-    bucket, key = pointer.get("s3_bucket"), pointer.get("s3_key")
-    if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
-        raise MalformedMessageError("extended message body lacks s3_bucket / s3_key strings")
-    return bucket, key
 
 
 def not_before_attribute(due: float) -> dict[str, MessageAttributeValue]:

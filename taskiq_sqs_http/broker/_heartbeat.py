@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
-from ..aws import AWSError, ReceiptHandleIsInvalidError, SQSClient
+from ..aws import AWSError, ReceiptHandleIsInvalidError
+
+# (queue_url, receipt_handle, visibility_timeout): the broker passes a batched ChangeMessageVisibility.
+ChangeVisibility = Callable[[str, str, int], Awaitable[None]]
 
 __all__ = ["Heartbeats"]
 
@@ -19,8 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 class Heartbeats:
-    def __init__(self, client: SQSClient, *, max_extensions: int) -> None:
-        self._client = client
+    def __init__(self, change_visibility: ChangeVisibility, *, max_extensions: int) -> None:
+        self._change = change_visibility
         self._max_extensions = max_extensions
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -71,7 +75,7 @@ class Heartbeats:
         for _ in range(self._max_extensions):
             await asyncio.sleep(interval)
             try:
-                await self._client.change_message_visibility(queue_url, receipt_handle, visibility_timeout)
+                await self._change(queue_url, receipt_handle, visibility_timeout)
             except ReceiptHandleIsInvalidError:
                 return  # acked or redelivered elsewhere: nothing left to keep invisible
             except AWSError as exc:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 
-from ..aws import ConfigurationError, NoSuchKeyError, S3Client, S3Error, ServerSideEncryption
-from ..aws.sqs import MAX_BATCH_BYTES, Message, SendMessageEntry
+from ..aws import AWSError, ConfigurationError, NoSuchKeyError, S3Client, ServerSideEncryption
+from ..aws.sqs import MAX_BATCH_BYTES, Message, MessageAttributeValue, SendMessageEntry
 from ._pointer import PayloadFormat, PointerError, S3Pointer, decode_pointer, encode_pointer
 
 __all__ = ["OffloadBucketMissingError", "PayloadStore"]
@@ -28,10 +28,15 @@ class OffloadBucketMissingError(ConfigurationError):
     """A message is too large for SQS and no extended bucket is configured."""
 
 
+S3Source = S3Client | Callable[[], Awaitable[S3Client]] | None
+
+
 class PayloadStore:
+    """``s3`` may be a client or a coroutine function returning one, so the client is opened on first use."""
+
     def __init__(
         self,
-        s3: S3Client | None,
+        s3: S3Source,
         bucket: str | None,
         *,
         threshold: int = MAX_MESSAGE_BYTES,
@@ -58,7 +63,8 @@ class PayloadStore:
         self._prefix = key_prefix
 
     def needs_offload(self, entry: SendMessageEntry) -> bool:
-        return entry.wire_size() > self.threshold
+        """At or above the threshold, as taskiq-aio-sqs decides (but counting bytes, not characters)."""
+        return entry.wire_size() >= self.threshold
 
     def check(self, entry: SendMessageEntry) -> None:
         """Raise before any network call when the message would need a bucket we do not have."""
@@ -68,20 +74,34 @@ class PayloadStore:
                 "and s3_extended_bucket_name is not set"
             )
 
-    async def offload(self, entry: SendMessageEntry) -> SendMessageEntry:
-        """Store the body in S3 and return the entry carrying a pointer instead."""
+    async def _client(self) -> S3Client:
+        if self._s3 is None:
+            raise ConfigurationError("extended payloads need an S3 client")
+        return self._s3 if isinstance(self._s3, S3Client) else await self._s3()
+
+    async def offload(
+        self,
+        entry: SendMessageEntry,
+        payload: bytes | None = None,
+        keep_attributes: Mapping[str, MessageAttributeValue] | None = None,
+    ) -> SendMessageEntry:
+        """Store the payload in S3 and return the entry carrying a pointer instead of its body.
+
+        ``payload`` defaults to the body's bytes; the broker passes the task's raw bytes (what 2.1.1
+        stores). The pointer replaces the body's own attributes; ``keep_attributes`` (a not-before time,
+        say) travel with it.
+        """
         self.check(entry)
         if not self.needs_offload(entry):
             return entry
         assert self.bucket is not None
-        if self._s3 is None:
-            raise ConfigurationError("extended payloads need an S3 client")
+        s3 = await self._client()
         # A unique key: retries re-kick with the same task id, and an acked message deletes its payload.
         key = f"{self._prefix}{entry.id}-{uuid.uuid4().hex[:12]}.json"
-        payload = entry.body.encode()
-        await self._s3.put_object(self.bucket, key, payload, encryption=self._encryption)
-        body, pointer_attributes = encode_pointer(self.bucket, key, len(payload), self.format)
-        attributes = {**(entry.message_attributes or {}), **pointer_attributes}
+        data = entry.body.encode() if payload is None else payload
+        await s3.put_object(self.bucket, key, data, encryption=self._encryption)
+        body, pointer_attributes = encode_pointer(self.bucket, key, len(data), self.format)
+        attributes = {**(keep_attributes or {}), **pointer_attributes}
         return replace(entry, body=body, message_attributes=attributes)
 
     async def resolve(self, message: Message) -> tuple[bytes, S3Pointer | None]:
@@ -93,27 +113,32 @@ class PayloadStore:
         pointer = decode_pointer(message.body, message.message_attributes)
         if pointer is None:
             return message.body.encode(), None
+        return await self.fetch(pointer, message.message_id), pointer
+
+    async def fetch(self, pointer: S3Pointer, message_id: str) -> bytes:
+        """The payload a pointer refers to; `PointerError` when untrusted, missing or unreadable."""
         if pointer.bucket not in self.trusted:
             trusted = ", ".join(sorted(self.trusted)) or "none (set s3_extended_bucket_name)"
             raise PointerError(
-                f"message {message.message_id} points into untrusted bucket {pointer.bucket!r}; "
-                f"trusted: {trusted}"
+                f"message {message_id} points into untrusted bucket {pointer.bucket!r}; trusted: {trusted}"
             )
         if self._s3 is None:
-            raise PointerError(f"message {message.message_id} needs S3 but no S3 client is configured")
+            raise PointerError(f"message {message_id} needs S3 but no S3 client is configured")
+        location = f"s3://{pointer.bucket}/{pointer.key}"
         try:
-            result = await self._s3.get_object(pointer.bucket, pointer.key)
+            s3 = await self._client()
+            return (await s3.get_object(pointer.bucket, pointer.key)).body
         except NoSuchKeyError:
-            raise PointerError(
-                f"message {message.message_id}: payload s3://{pointer.bucket}/{pointer.key} is missing"
-            ) from None
-        return result.body, pointer
+            raise PointerError(f"message {message_id}: payload {location} is missing") from None
+        except AWSError as exc:
+            raise PointerError(f"message {message_id}: cannot read payload {location}: {exc}") from exc
 
     async def delete(self, pointer: S3Pointer) -> None:
         """Remove a payload after its message was acked; a failure is logged, the task already succeeded."""
         if self._s3 is None:
             return
         try:
-            await self._s3.delete_object(pointer.bucket, pointer.key)
-        except S3Error as exc:
+            s3 = await self._client()
+            await s3.delete_object(pointer.bucket, pointer.key)
+        except AWSError as exc:
             logger.warning("could not delete payload s3://%s/%s: %s", pointer.bucket, pointer.key, exc)

@@ -72,13 +72,10 @@ def encode_pointer(
     return body, {AIO_SQS_ATTRIBUTE: MessageAttributeValue.string("True")}
 
 
-def _is_true(value: MessageAttributeValue | None) -> bool:
-    return value is not None and (value.string_value or "").strip().lower() == "true"
-
-
 def decode_pointer(body: str, attributes: Mapping[str, MessageAttributeValue]) -> S3Pointer | None:
     """The pointer a message carries, None for an ordinary message; `PointerError` when it is broken."""
-    if _is_true(attributes.get(AIO_SQS_ATTRIBUTE)):
+    # 2.1.1 treats the attribute's presence as the mark, whatever its value; so do we.
+    if AIO_SQS_ATTRIBUTE in attributes:
         data = _load(body)
         if not isinstance(data, dict):
             raise PointerError("s3_extended_message body is not a JSON object")

@@ -112,7 +112,9 @@ async def test_messages_from_aiosqs_are_read_by_us(
     await peer({"action": "kick", "queue": queue[0], "bucket": bucket, "messages": plain + big}, endpoint_url)
     await peer({"action": "kick", "queue": fifo_queue[0], "bucket": None, "messages": fifo}, endpoint_url)
 
-    ours = await make_broker(queue[0], wait_time_seconds=1, max_number_of_messages=10)
+    ours = await make_broker(
+        queue[0], wait_time_seconds=1, max_number_of_messages=10, s3_extended_bucket_name=bucket
+    )
     got = await _drain(ours, 3)
     assert sorted(got) == sorted(base64.b64decode(i["body"]) for i in plain + big)
 

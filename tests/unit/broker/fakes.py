@@ -36,6 +36,9 @@ class FakeAWS:
             "SendMessage": lambda p: httpx.Response(200, json={"MessageId": "m-1"}),
             "ReceiveMessage": lambda p: httpx.Response(200, json={}),
             "DeleteMessage": lambda p: httpx.Response(200, json={}),
+            "DeleteMessageBatch": lambda p: httpx.Response(
+                200, json={"Successful": [{"Id": e["Id"]} for e in p["Entries"]], "Failed": []}
+            ),
             "ChangeMessageVisibility": lambda p: httpx.Response(200, json={}),
             "ChangeMessageVisibilityBatch": lambda p: httpx.Response(
                 200, json={"Successful": [{"Id": e["Id"]} for e in p["Entries"]], "Failed": []}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -228,8 +229,9 @@ async def test_s3_client_is_only_created_when_needed(aws: FakeAWS, make: MakeBro
     assert broker._s3 is not None  # pyright: ignore[reportPrivateUsage]
     (put,) = aws.s3_requests
     assert put.method == "PUT"
-    assert put.url.path == "/bucket/t-1.json"
-    assert aws.payloads("SendMessage")[1]["MessageBody"] == '{"s3_bucket": "bucket", "s3_key": "t-1.json"}'
+    key = put.url.path.removeprefix("/bucket/")
+    assert re.fullmatch(r"t-1-[0-9a-f]{12}\.json", key), key
+    assert aws.payloads("SendMessage")[1]["MessageBody"] == f'{{"s3_bucket": "bucket", "s3_key": "{key}"}}'
 
 
 async def test_s3_payloads_are_encrypted_when_configured(aws: FakeAWS, make: MakeBroker) -> None:
@@ -258,11 +260,20 @@ async def test_ack_after_redelivery_is_logged_not_raised(
     await broker.startup()
     answers = [received(BODY.decode())]
     aws.responders["ReceiveMessage"] = lambda p: httpx.Response(200, json=answers.pop() if answers else {})
-    aws.responders["DeleteMessage"] = lambda p: sqs_error("ReceiptHandleIsInvalid")
+    aws.responders["DeleteMessageBatch"] = lambda p: httpx.Response(
+        200,
+        json={
+            "Successful": [],
+            "Failed": [
+                {"Id": e["Id"], "Code": "ReceiptHandleIsInvalid", "Message": "gone", "SenderFault": True}
+                for e in p["Entries"]
+            ],
+        },
+    )
     delivery = await _first(broker)
     assert delivery.ack.metadata.message_id == "id-rh-1"
     await delivery.ack()
-    assert "came too late" in caplog.text
+    assert "stale receipt handle" in caplog.text
 
 
 async def test_receive_request_shape_and_error_backoff(aws: FakeAWS, make: MakeBroker) -> None:

@@ -16,10 +16,8 @@ from taskiq_sqs_http.broker._envelope import (
     MalformedMessageError,
     MetadataUnwrappingFormatter,
     decode_body,
-    decode_pointer,
     encode_body,
     encode_envelope,
-    encode_pointer,
     not_before,
     try_decode_envelope,
 )
@@ -91,19 +89,6 @@ def test_bad_base64_and_unknown_encodings_are_malformed() -> None:
         decode_body("!!!", {"taskiq_body_encoding": MessageAttributeValue.string("base64")})
     with pytest.raises(MalformedMessageError):
         decode_body("x", {"taskiq_body_encoding": MessageAttributeValue.string("zstd")})
-
-
-def test_pointer_is_aiosqs_byte_for_byte() -> None:
-    body, attributes = encode_pointer("b", "id.json")
-    assert body == '{"s3_bucket": "b", "s3_key": "id.json"}'
-    assert attributes["s3_extended_message"] == MessageAttributeValue.string("True")
-    assert decode_pointer(body) == ("b", "id.json")
-
-
-@pytest.mark.parametrize("body", ["nope", "[]", '{"s3_bucket": "b"}', '{"s3_bucket": 1, "s3_key": "k"}'])
-def test_broken_pointers_are_malformed(body: str) -> None:
-    with pytest.raises(MalformedMessageError):
-        decode_pointer(body)
 
 
 def test_not_before_attribute() -> None:
