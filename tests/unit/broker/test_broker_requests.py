@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
