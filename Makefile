@@ -56,6 +56,7 @@ test: install ministack aiosqs ## Run every test (unit + integration on a privat
 		$(PY) -m pytest --cov=taskiq_sqs_http --cov-report=term-missing:skip-covered \
 		--cov-report=xml:coverage.xml $(PYTEST_ARGS)
 	$(VENV)/bin/coverage report --include='taskiq_sqs_http/aws/*' --fail-under=90
+	$(PY) scripts/coverage_badge.py coverage.xml docs/coverage.svg
 
 test-unit: install ## Unit tests only (no emulator)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
