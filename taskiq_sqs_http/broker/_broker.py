@@ -188,12 +188,39 @@ class _FailureTracker(TaskiqMiddleware):
     to redeliver.
     """
 
-    def __init__(self, failed: set[str]) -> None:
+    def __init__(self, failed: _RecentSet) -> None:
         super().__init__()
         self._failed = failed
 
     def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
         self._failed.add(message.task_id)
+
+
+class _RecentSet:
+    """A set that forgets its oldest members beyond ``limit``.
+
+    Failed task ids are normally removed by their ack; with ``ack_type=when_received`` the ack comes first
+    and nothing would ever remove them, so the set must not grow without bound in a long-lived worker.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._items: dict[str, None] = {}
+        self._limit = limit
+
+    def add(self, item: str) -> None:
+        self._items.pop(item, None)
+        self._items[item] = None
+        if len(self._items) > self._limit:
+            del self._items[next(iter(self._items))]
+
+    def discard(self, item: str) -> None:
+        self._items.pop(item, None)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class SQSBroker(AsyncBroker):
@@ -296,7 +323,7 @@ class SQSBroker(AsyncBroker):
         self._delete_payloads = delete_payloads_after_ack
         self._on_send_error = on_send_error
         # Task ids whose last run raised; consulted (and cleared) by their ack when redeliver_failed.
-        self._failed_tasks: set[str] = set()
+        self._failed_tasks = _RecentSet()
         self._redeliver_failed = redeliver_failed
         if redeliver_failed:
             self.add_middlewares(_FailureTracker(self._failed_tasks))
@@ -545,7 +572,7 @@ class SQSBroker(AsyncBroker):
                 await self._heartbeats.aclose()
             for batcher in (self._deleter, self._visibility):
                 if batcher is not None:
-                    await asyncio.wait_for(batcher.aclose(), _SHUTDOWN_RETURN_TIMEOUT)
+                    await _bounded(batcher.aclose(), _SHUTDOWN_RETURN_TIMEOUT, "pending acks")
         finally:
             try:
                 await super().shutdown()
@@ -630,7 +657,10 @@ class SQSBroker(AsyncBroker):
         target = self._route(message)
         entry = await self.build_entry(message, target)
         if self._sender is not None and self._batchable(message):
-            self._sender.submit(target.url, entry)
+            try:
+                self._sender.submit(target.url, entry)
+            except ConfigurationError as exc:  # closed by shutdown(): the caller must know it was not sent
+                raise BrokerNotStartedError(operation="kick") from exc
             return
         await self._send(target, entry)
 
@@ -879,6 +909,18 @@ class SQSBroker(AsyncBroker):
         if self._deleter is None:
             raise BrokerNotStartedError(operation="ack")
         await self._deleter.delete(queue_url, receipt_handle)
+
+
+async def _bounded(coro: Coroutine[Any, Any, None], timeout: float, what: str) -> None:
+    """Await ``coro`` for at most ``timeout`` seconds (``asyncio.wait``: never swallows a cancellation)."""
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        logger.warning("Shutdown: gave up waiting for %s after %.0f s", what, timeout)
+    elif not task.cancelled() and task.exception() is not None:
+        logger.warning("Shutdown: %s failed: %s", what, task.exception())
 
 
 def _check_range_float(name: str, value: object, low: float, high: float) -> float:

@@ -154,3 +154,33 @@ def test_encryption_configuration_errors() -> None:
         SQSBroker("q", server_side_encryption="rot13")
     with pytest.raises(BrokerConfigError, match="kms_key_id"):
         SQSBroker("q", server_side_encryption="AES256", sse_kms_key_id="k")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"redelivery_delay": -1}, "redelivery_delay"),
+        ({"redelivery_delay": 43201}, "redelivery_delay"),
+        ({"ack_batch_linger": 0.5}, r"'ack_batch_linger' is 0.5; allowed range is 0.0..0.05"),
+        ({"shutdown_timeout": 0}, r"'shutdown_timeout' is 0; allowed range is 0.1..3600.0"),
+        ({"extended_payload_format": "xml"}, "extended_payload_format is 'xml'"),
+        ({"extended_payload_threshold": 0}, "extended_payload_threshold is 0"),
+        ({"extended_payload_threshold": 2_000_000}, "extended_payload_threshold is 2000000"),
+    ],
+)
+def test_batching_and_payload_options_are_validated(kwargs: dict[str, object], match: str) -> None:
+    """Options added for batching, payloads and redelivery fail at construction, naming value and range."""
+    with pytest.raises(BrokerConfigError, match=match):
+        SQSBroker("q", **kwargs)  # type: ignore[arg-type]
+
+
+def test_recent_set_forgets_oldest() -> None:
+    """The failed-task memory is bounded."""
+    from taskiq_sqs_http.broker._broker import _RecentSet  # pyright: ignore[reportPrivateUsage]
+
+    recent = _RecentSet(limit=3)
+    for item in "abcd":
+        recent.add(item)
+    assert "a" not in recent and "d" in recent and len(recent) == 3
+    recent.discard("d")
+    assert "d" not in recent
