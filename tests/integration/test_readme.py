@@ -59,3 +59,15 @@ async def test_readme_block_runs(index: int, endpoint_url: str, buckets: None, t
     assert proc.returncode == 0, f"README block {index} failed:\n{BLOCKS[index]}\n{stderr.decode()[-3000:]}"
     if '"1 + 2 ="' in BLOCKS[index]:
         assert "1 + 2 = 3" in stdout.decode()  # the quick start really ran its task
+
+
+def test_readme_json_blocks_parse() -> None:
+    """The IAM policies shown are valid JSON (and name only actions that exist in our request paths)."""
+    import json
+
+    blocks = re.findall(r"```json\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        policy = json.loads(block)
+        actions = {a for s in policy["Statement"] for a in s["Action"]}
+        assert all(a.startswith(("sqs:", "s3:")) for a in actions)
