@@ -10,7 +10,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install ministack aiosqs check lint format typecheck test test-unit demo bench bench-client clean
+.PHONY: help install ministack aiosqs check lint format typecheck test test-unit demo bench bench-client clean chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench: install ministack aiosqs ## Broker benchmarks, ours vs taskiq-aio-sqs 2.1
 bench-client: install ministack ## Client CPU per request, ours vs aiobotocore (side by side)
 	$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- \
 		$(PY) scripts/bench_client.py
+
+chaos: install ministack ## Fault-injection and soak suite (several minutes); table in bench/reliability.md
+	$(PY) scripts/chaos.py
 
 clean: ## Remove virtualenvs and caches
 	rm -rf $(VENV) $(MS_VENV) .pytest_cache .ruff_cache coverage.xml .coverage

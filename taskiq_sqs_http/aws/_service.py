@@ -191,7 +191,8 @@ class ServiceClient:
         while True:
             attempt += 1
             credentials = await self._credentials.get_credentials()
-            now = datetime.now(timezone.utc) + self._clock_offset
+            signed_offset = self._clock_offset
+            now = datetime.now(timezone.utc) + signed_offset
             signed = self._signer_for(credentials).sign(
                 method, url, headers, body, now=now, unsigned_payload=unsigned_payload
             )
@@ -213,10 +214,12 @@ class ServiceClient:
                     return response
                 service_error = parse_error(response.status, response.headers, response.body, operation)
                 error = service_error
+                # Re-sign once when this response taught us the server's clock, or when a concurrent
+                # request did so after this one was signed with the old offset.
                 if (
                     not skew_retried
                     and service_error.code in CLOCK_SKEW_CODES
-                    and self._learn_clock(response)
+                    and (self._learn_clock(response) or self._clock_offset != signed_offset)
                 ):
                     skew_retried = True
                     attempt -= 1

@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 from taskiq import AsyncBroker, BrokerMessage, TaskiqMessage, TaskiqMiddleware, TaskiqResult
@@ -37,6 +37,7 @@ from ..aws import (
     ServerSideEncryption,
     ServiceError,
     SQSClient,
+    Timeouts,
     resolve_region,
 )
 from ..aws._credentials import CredentialsLike
@@ -273,8 +274,29 @@ class SQSBroker(AsyncBroker):
         ack_batch_linger: float = _ACK_LINGER,
         on_send_error: Callable[[SendFailure], object] | None = None,
         shutdown_timeout: float = 30.0,
+        timeouts: Timeouts | None = None,
     ) -> None:
         super().__init__()
+        _check_types(
+            flags={
+                "use_task_id_for_deduplication": use_task_id_for_deduplication,
+                "is_fair_queue": is_fair_queue,
+                "enable_batching": enable_batching,
+                "expose_message_metadata": expose_message_metadata,
+                "enable_heartbeat": enable_heartbeat,
+                "create_queues": create_queues,
+                "delete_payloads_after_ack": delete_payloads_after_ack,
+                "redeliver_failed": redeliver_failed,
+            },
+            names={"skip_batch_tasks": skip_batch_tasks, "trusted_payload_buckets": trusted_payload_buckets},
+            instances={
+                "http_client": (http_client, httpx.AsyncClient),
+                "retry_policy": (retry_policy, RetryPolicy),
+                "timeouts": (timeouts, Timeouts),
+            },
+        )
+        if on_send_error is not None and not callable(on_send_error):
+            raise BrokerConfigError(error=f"'on_send_error' must be callable, got {on_send_error!r}")
         # -- validation, in 2.1.1's order: heartbeat, messages, delay, wait, then batching ------------
         if heartbeat_interval is not None:
             interval = _as_positive_float(heartbeat_interval)
@@ -349,6 +371,7 @@ class SQSBroker(AsyncBroker):
             "retry_policy": retry_policy,
         }
         self._http_client = http_client
+        self._timeouts = timeouts
 
         default_queue = SQSQueue(
             name=sqs_queue_name,
@@ -484,7 +507,7 @@ class SQSBroker(AsyncBroker):
             raise
 
     async def _open_clients(self) -> None:
-        session = HTTPSession(http_client=self._http_client)
+        session = HTTPSession(http_client=self._http_client, timeouts=self._timeouts)
         try:
             self._sqs = SQSClient(session=session, **self._client_options)
         except BaseException as exc:
@@ -909,6 +932,31 @@ class SQSBroker(AsyncBroker):
         if self._deleter is None:
             raise BrokerNotStartedError(operation="ack")
         await self._deleter.delete(queue_url, receipt_handle)
+
+
+def _check_types(
+    *,
+    flags: dict[str, object],
+    names: dict[str, object],
+    instances: dict[str, tuple[object, type]],
+) -> None:
+    """Wrong types fail at construction with the parameter's name, not later deep inside a request."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise BrokerConfigError(error=f"'{name}' must be True or False, got {value!r}")
+    for name, value in names.items():
+        if value is None:
+            continue
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+            raise BrokerConfigError(error=f"'{name}' must be a list of names, got {value!r}")
+        items = cast(Iterable[object], value)
+        if not all(isinstance(item, str) and item for item in items):
+            raise BrokerConfigError(error=f"'{name}' must contain only non-empty strings, got {value!r}")
+    for name, (value, expected) in instances.items():
+        if value is not None and not isinstance(value, expected):
+            raise BrokerConfigError(
+                error=f"'{name}' must be a {expected.__module__}.{expected.__qualname__}, got {value!r}"
+            )
 
 
 async def _bounded(coro: Coroutine[Any, Any, None], timeout: float, what: str) -> None:

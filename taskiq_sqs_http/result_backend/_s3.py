@@ -26,6 +26,7 @@ from ..aws import (
     S3Client,
     S3Error,
     ServerSideEncryption,
+    Timeouts,
     resolve_region,
 )
 from ..aws._credentials import CredentialsLike
@@ -71,6 +72,7 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         keep_results: bool = True,
         server_side_encryption: str | ServerSideEncryption | None = None,
         sse_kms_key_id: str | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         if not bucket_name or "/" in bucket_name:
             raise BrokerConfigError(
@@ -92,8 +94,10 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
             "aws_secret_access_key": aws_secret_access_key,
             "aws_session_token": aws_session_token,
             "credentials": credentials,
-            "retry_policy": retry_policy,
+            # A result that cannot be saved is lost (taskiq acks anyway), so results get more attempts.
+            "retry_policy": retry_policy or RetryPolicy(max_attempts=5),
         }
+        self._timeouts = timeouts
         self._http_client = http_client
         self._client: S3Client | None = None
         self._lock = asyncio.Lock()
@@ -133,7 +137,7 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         if self._client is None:
             async with self._lock:
                 if self._client is None:
-                    session = HTTPSession(http_client=self._http_client)
+                    session = HTTPSession(http_client=self._http_client, timeouts=self._timeouts)
                     try:
                         self._client = S3Client(session=session, **self._client_options)
                     except AWSError as exc:

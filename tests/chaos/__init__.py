@@ -1,0 +1,1 @@
+"""Fault-injection and soak suite: a faulty proxy in front of MiniStack, real worker subprocesses."""
