@@ -53,6 +53,7 @@ from ..exceptions import (
 )
 from ..extended import PayloadStore, PointerError, S3Pointer, decode_pointer
 from ..result_backend._keys import server_side_encryption as _sse
+from ..result_backend._s3 import S3Backend
 from ._config import (
     MAX_DELAY_SECONDS,
     MAX_NUMBER_OF_MESSAGES,
@@ -499,6 +500,8 @@ class SQSBroker(AsyncBroker):
             for name, target in self._targets.items():
                 logger.info("Resolved queue '%s' URL: %s", name, target.url)
             self._started = True
+            if isinstance(self.result_backend, S3Backend) and self._session is not None:
+                self.result_backend.use_session(self._session)
             await super().startup()
         except BaseException:
             self._started = False

@@ -98,6 +98,7 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
             "retry_policy": retry_policy or RetryPolicy(max_attempts=5),
         }
         self._timeouts = timeouts
+        self._shared_session: HTTPSession | None = None
         self._http_client = http_client
         self._client: S3Client | None = None
         self._lock = asyncio.Lock()
@@ -132,10 +133,24 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
             if client is not None:
                 await client.aclose()
 
+    def use_session(self, session: HTTPSession) -> None:
+        """Share a broker's connection pool (SQSBroker calls this at startup when you gave us no client).
+
+        One pool per process: the broker's SQS and S3 traffic and the results share connections.
+        """
+        if self._http_client is None and self._client is None:
+            self._shared_session = session
+
     async def _get_client(self) -> S3Client:
         """One client per backend, created once (2.1.1 leaked one per call)."""
         if self._client is None:
             async with self._lock:
+                if (
+                    self._client is None
+                    and self._shared_session is not None
+                    and not self._shared_session.closed
+                ):
+                    self._client = S3Client(session=self._shared_session, **self._client_options)
                 if self._client is None:
                     session = HTTPSession(http_client=self._http_client, timeouts=self._timeouts)
                     try:

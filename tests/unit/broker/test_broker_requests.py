@@ -339,3 +339,18 @@ async def test_shutdown_closes_clients_even_when_taskiq_shutdown_fails(make: Mak
     assert session.closed
     assert broker._sqs is None  # pyright: ignore[reportPrivateUsage]
     del broker.result_backend.shutdown  # the fixture shuts it down again
+
+
+async def test_result_backend_shares_the_broker_pool(aws: FakeAWS, make: MakeBroker) -> None:
+    """One pool per process: an S3Backend without its own client uses the broker's session."""
+    from taskiq_sqs_http import S3Backend
+
+    backend = S3Backend(
+        "results", endpoint_url=ENDPOINT, aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret"
+    )
+    broker = make().with_result_backend(backend)
+    await broker.startup()
+    client = await backend._get_client()  # pyright: ignore[reportPrivateUsage]
+    assert client.session is broker._session  # pyright: ignore[reportPrivateUsage]
+    await broker.shutdown()
+    assert client.session.closed
