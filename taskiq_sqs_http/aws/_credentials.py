@@ -3,7 +3,7 @@
 A provider hands out immutable `Credentials` snapshots. Each request is signed from one snapshot, so key,
 secret and token always come from the same generation even while a refresh replaces them. Providers that
 fetch temporary credentials (container, instance metadata, web identity, credential_process) live in
-`_providers.py`; this module holds only what every caller needs: the value type, the protocol, the static and
+`_providers/`; this module holds only what every caller needs: the value type, the protocol, the static and
 environment sources, and the error raised when nothing is found.
 """
 
