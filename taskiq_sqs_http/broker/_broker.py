@@ -2,58 +2,45 @@
 
 The broker is wiring: routing and label handling (`_labels`), the wire format (`_envelope`), the receive
 loop (`_consumer`), heartbeats (`_heartbeat`), send and ack coalescing (`..batching`) and S3-offloaded
-payloads (`..extended`). Every send goes through `_send(target, entry)` and every ack through
-`_ack(queue_url, receipt_handle)`.
+payloads (`..extended`); building a task's SQS message (`_sending`), preparing, acking and handing back
+received ones (`_delivery`), queue lookup and creation (`_queues`), argument checks (`_validation`) and
+the mapping of client errors (`_errors`) live beside it. Every send goes through `_send(target, entry)`
+and every ack through `_ack(queue_url, receipt_handle)`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
-import math
-import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterable
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable
+from typing import Any
 
 import httpx
-from taskiq import AsyncBroker, BrokerMessage, TaskiqMessage, TaskiqMiddleware, TaskiqResult
+from taskiq import AsyncBroker, BrokerMessage
 from taskiq.abc.formatter import TaskiqFormatter
 from taskiq.acks import AckableMessage
 
 from ..aws import (
     AWSError,
     ConfigurationError,
-    CredentialsError,
     HTTPSession,
     Message,
-    QueueDoesNotExistError,
-    ReceiptHandleIsInvalidError,
     RetryPolicy,
     S3Client,
     SendMessageEntry,
     ServerSideEncryption,
-    ServiceError,
     SQSClient,
     Timeouts,
     resolve_region,
 )
 from ..aws._credentials import CredentialsLike
 from ..batching import DeleteBatcher, SendBatcher, SendBatchError, SendFailure, VisibilityBatcher
-from ..exceptions import (
-    BrokerConfigError,
-    BrokerNotStartedError,
-    ExtendedBucketNameMissingError,
-    QueueNotFoundError,
-    QueueNotRegisteredError,
-    SendFailedError,
-    SQSBrokerError,
-)
-from ..extended import PayloadStore, PointerError, S3Pointer, decode_pointer
+from ..exceptions import BrokerConfigError, BrokerNotStartedError, SendFailedError
+from ..extended import PayloadStore
 from ..result_backend._keys import server_side_encryption as _sse
 from ..result_backend._s3 import S3Backend
+from . import _aio, _clients, _delivery, _queues, _sending, _validation
 from ._config import (
     MAX_DELAY_SECONDS,
     MAX_NUMBER_OF_MESSAGES,
@@ -63,166 +50,26 @@ from ._config import (
     check_float_at_least,
     check_int,
 )
-from ._consumer import Consumer, Target, make_visible
-from ._envelope import (
-    MalformedMessageError,
-    MetadataUnwrappingFormatter,
-    SQSMessageMetadata,
-    decode_body,
-    encode_body,
-    encode_envelope,
-    not_before,
-    not_before_attribute,
-)
+from ._consumer import Consumer, Target
+from ._delivery import Ack as _Ack
+from ._delivery import FailureTracker as _FailureTracker
+from ._delivery import RecentSet as _RecentSet
+from ._envelope import MetadataUnwrappingFormatter
+from ._errors import broker_error
 from ._heartbeat import Heartbeats
-from ._labels import (
-    DELAY_LABEL,
-    GROUP_ID_LABEL,
-    QUEUE_LABEL,
-    SKIP_BATCHING_LABEL,
-    label_bool,
-    parse_delay,
-    parse_group_id,
-    retry_count,
-    sqs_delay_seconds,
-)
 
 __all__ = ["MAX_SQS_MESSAGE_SIZE", "SQSBroker"]
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 # SQS's limit on body plus attributes; at or above it the payload goes to S3 (2.1.1's threshold).
 MAX_SQS_MESSAGE_SIZE = 1_048_576
 _DEFAULT_HEARTBEAT_MAX_EXTENSIONS = 100
-_MAX_DEDUPLICATION_ID = 128
-# A message received this much before its not-before time runs anyway rather than being hidden again.
-_NOT_BEFORE_TOLERANCE = 1.0
 # Bound on handing un-acked messages back at shutdown.
 _SHUTDOWN_RETURN_TIMEOUT = 10.0
 # Default linger of batched deletes and visibility changes: long enough to coalesce the acks of one
 # receive, short enough not to matter to a task's latency.
 _ACK_LINGER = 0.02
-# AWS error codes that mean "your request is invalid" (2.1.1 raised BrokerConfigError for these).
-_CONFIG_CODES = frozenset(
-    {
-        "InvalidParameterValue",
-        "InvalidParameterValueException",
-        "MissingParameter",
-        "NoSuchBucket",
-        "InvalidAttributeValue",
-        "InvalidAttributeName",
-        "InvalidMessageContents",
-        "UnsupportedOperation",
-        "QueueAlreadyExists",
-        "QueueNameExists",
-        "AccessDenied",
-        "AccessDeniedException",
-    }
-)
-
-
-def broker_error(exc: BaseException, queue_name: str | None = None) -> SQSBrokerError:
-    """The taskiq-layer error for a client-layer failure (the caller raises it ``from exc``)."""
-    if isinstance(exc, QueueDoesNotExistError):
-        return QueueNotFoundError(queue_name=queue_name or "?")
-    if isinstance(exc, ServiceError):
-        codes = {exc.code, exc.query_error_code}
-        if any(code in _CONFIG_CODES or (code or "").endswith("InvalidParameterValue") for code in codes):
-            return BrokerConfigError(error=f"{exc.code}: {exc.message}")
-        return SQSBrokerError(error=str(exc))
-    if isinstance(exc, (ConfigurationError, CredentialsError)):
-        return BrokerConfigError(error=str(exc))
-    return SQSBrokerError(error=str(exc))
-
-
-def _dedup_id(task_id: str, retries: int) -> str:
-    """MessageDeduplicationId: the task id, plus the retry count so that a retry is not dropped."""
-    value = task_id if retries == 0 else f"{task_id}-retry-{retries}"
-    if len(value) > _MAX_DEDUPLICATION_ID:
-        value = hashlib.sha256(value.encode()).hexdigest()
-    return value
-
-
-async def _first_error_gather(coros: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
-    """Run concurrently; on the first failure cancel the rest and raise it."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    if not tasks:
-        return []
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return [task.result() for task in tasks]
-
-
-class _Ack:
-    """The ack of one delivery; ``metadata`` says which delivery (2.1.1 attached it to the function)."""
-
-    __slots__ = ("_broker", "_queue_name", "metadata", "pointer", "task_id")
-
-    def __init__(
-        self,
-        broker: SQSBroker,
-        queue_name: str,
-        metadata: SQSMessageMetadata,
-        task_id: str,
-        pointer: S3Pointer | None,
-    ) -> None:
-        self._broker = broker
-        self._queue_name = queue_name
-        self.metadata = metadata
-        self.task_id = task_id
-        self.pointer = pointer
-
-    async def __call__(self) -> None:
-        await self._broker._acknowledge(self._queue_name, self)  # pyright: ignore[reportPrivateUsage]
-
-
-class _FailureTracker(TaskiqMiddleware):
-    """Notes which deliveries raised, so their ack can hand them back to SQS instead of deleting them.
-
-    taskiq runs ``on_error`` inside the task's execution, before the ack of ``when_executed`` and
-    ``when_saved``; with ``when_received`` the message is gone before the task runs, so there is nothing
-    to redeliver.
-    """
-
-    def __init__(self, failed: _RecentSet) -> None:
-        super().__init__()
-        self._failed = failed
-
-    def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
-        self._failed.add(message.task_id)
-
-
-class _RecentSet:
-    """A set that forgets its oldest members beyond ``limit``.
-
-    Failed task ids are normally removed by their ack; with ``ack_type=when_received`` the ack comes first
-    and nothing would ever remove them, so the set must not grow without bound in a long-lived worker.
-    """
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self._items: dict[str, None] = {}
-        self._limit = limit
-
-    def add(self, item: str) -> None:
-        self._items.pop(item, None)
-        self._items[item] = None
-        if len(self._items) > self._limit:
-            del self._items[next(iter(self._items))]
-
-    def discard(self, item: str) -> None:
-        self._items.pop(item, None)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class SQSBroker(AsyncBroker):
@@ -278,7 +125,7 @@ class SQSBroker(AsyncBroker):
         timeouts: Timeouts | None = None,
     ) -> None:
         super().__init__()
-        _check_types(
+        _validation.check_types(
             flags={
                 "use_task_id_for_deduplication": use_task_id_for_deduplication,
                 "is_fair_queue": is_fair_queue,
@@ -295,22 +142,11 @@ class SQSBroker(AsyncBroker):
                 "retry_policy": (retry_policy, RetryPolicy),
                 "timeouts": (timeouts, Timeouts),
             },
+            callables={"on_send_error": on_send_error},
         )
-        if on_send_error is not None and not callable(on_send_error):
-            raise BrokerConfigError(error=f"'on_send_error' must be callable, got {on_send_error!r}")
         # -- validation, in 2.1.1's order: heartbeat, messages, delay, wait, then batching ------------
-        if heartbeat_interval is not None:
-            interval = _as_positive_float(heartbeat_interval)
-            if interval is None:
-                raise BrokerConfigError(
-                    error=f"'heartbeat_interval' must be greater than 0, got {heartbeat_interval}"
-                )
-            heartbeat_interval = interval
-        extensions = heartbeat_max_extensions
-        if isinstance(extensions, bool) or not isinstance(extensions, int) or extensions < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise BrokerConfigError(
-                error=f"'heartbeat_max_extensions' must be at least 1, got {heartbeat_max_extensions}"
-            )
+        heartbeat_interval = _validation.parse_heartbeat_interval(heartbeat_interval)
+        extensions = _validation.check_heartbeat_max_extensions(heartbeat_max_extensions)
         self.max_number_of_messages = check_int(
             "MaxNumberOfMessages", max_number_of_messages, 1, MAX_NUMBER_OF_MESSAGES
         )
@@ -322,15 +158,17 @@ class SQSBroker(AsyncBroker):
                 "VisibilityTimeout", visibility_timeout, 0, MAX_VISIBILITY_TIMEOUT
             )
         if enable_heartbeat and self.visibility_timeout is not None:
-            self._check_heartbeat_interval(heartbeat_interval, self.visibility_timeout, "the broker")
+            _validation.check_heartbeat_interval(heartbeat_interval, self.visibility_timeout, "the broker")
         self._batch_size = check_int("BatchSize", batch_size, 1, 10)
         self._batch_timeout = check_float_at_least("BatchTimeout", batch_timeout, 0.1)
         self._enable_batching = bool(enable_batching)
         self._skip_batch_tasks = set(skip_batch_tasks or [])
         self.max_delay_seconds = check_int("max_delay_seconds", max_delay_seconds, 0, MAX_DELAY_SECONDS)
         self._redelivery_delay = check_int("redelivery_delay", redelivery_delay, 0, MAX_VISIBILITY_TIMEOUT)
-        self._ack_linger = _check_range_float("ack_batch_linger", ack_batch_linger, 0.0, 0.05)
-        self._shutdown_timeout = _check_range_float("shutdown_timeout", shutdown_timeout, 0.1, 3600.0)
+        self._ack_linger = _validation.check_range_float("ack_batch_linger", ack_batch_linger, 0.0, 0.05)
+        self._shutdown_timeout = _validation.check_range_float(
+            "shutdown_timeout", shutdown_timeout, 0.1, 3600.0
+        )
         try:
             self._encryption = _sse(server_side_encryption, sse_kms_key_id)
             self._payloads = PayloadStore(
@@ -400,28 +238,13 @@ class SQSBroker(AsyncBroker):
         self._visibility: VisibilityBatcher | None = None
 
     # -- configuration --------------------------------------------------------------------------------
-    @staticmethod
-    def _check_heartbeat_interval(interval: float | None, visibility_timeout: int, where: str) -> None:
-        if visibility_timeout == 0:
-            raise BrokerConfigError(
-                error=f"enable_heartbeat needs a visibility_timeout above 0 for {where}, got 0"
-            )
-        if interval is not None and interval >= visibility_timeout:
-            raise BrokerConfigError(
-                error=f"'heartbeat_interval' must be below the visibility timeout of {where} "
-                f"({visibility_timeout} s), got {interval}"
-            )
-
     def _check_queue(self, queue: SQSQueue) -> None:
-        if queue.is_fifo and self.delay_seconds > 0:
-            raise BrokerConfigError(
-                error=f"delay_seconds is {self.delay_seconds} but queue {queue.name!r} is FIFO, "
-                "which does not support per-message delays; use 0"
-            )
-        if self._enable_heartbeat and queue.visibility_timeout is not None:
-            self._check_heartbeat_interval(
-                self._heartbeat_interval, queue.visibility_timeout, f"queue {queue.name!r}"
-            )
+        _validation.check_queue(
+            queue,
+            delay_seconds=self.delay_seconds,
+            enable_heartbeat=self._enable_heartbeat,
+            heartbeat_interval=self._heartbeat_interval,
+        )
 
     def _require_not_started(self, what: str) -> None:
         if self._started:
@@ -493,12 +316,12 @@ class SQSBroker(AsyncBroker):
             return
         try:
             await self._open_clients()
-            urls = await _first_error_gather(self._resolve(q) for q in self._queues.values())
-            self._targets = {
-                q.name: Target(q, url) for q, url in zip(self._queues.values(), urls, strict=True)
-            }
-            for name, target in self._targets.items():
-                logger.info("Resolved queue '%s' URL: %s", name, target.url)
+            self._targets = await _queues.resolve_targets(
+                self._require_sqs("startup"),
+                self._queues.values(),
+                create=self._create_queues,
+                handle_exceptions=self.handle_exceptions,
+            )
             self._started = True
             if isinstance(self.result_backend, S3Backend) and self._session is not None:
                 self.result_backend.use_session(self._session)
@@ -510,16 +333,9 @@ class SQSBroker(AsyncBroker):
             raise
 
     async def _open_clients(self) -> None:
-        session = HTTPSession(http_client=self._http_client, timeouts=self._timeouts)
-        try:
-            self._sqs = SQSClient(session=session, **self._client_options)
-        except BaseException as exc:
-            # The session is only closed by its last client; this one never got one.
-            await session.aclose()
-            if isinstance(exc, AWSError):
-                raise broker_error(exc) from exc
-            raise
-        self._session = session
+        self._session, self._sqs = await _clients.open_sqs(
+            self._http_client, self._timeouts, self._client_options
+        )
         logger.info("SQS broker: %s", self._sqs.describe())
         self._deleter = DeleteBatcher(self._sqs, linger=self._ack_linger)
         self._visibility = VisibilityBatcher(self._sqs, linger=self._ack_linger)
@@ -534,40 +350,6 @@ class SQSBroker(AsyncBroker):
             self._heartbeats = Heartbeats(
                 self._visibility.change, max_extensions=self._heartbeat_max_extensions
             )
-
-    async def _resolve(self, queue: SQSQueue) -> str:
-        if queue.url is not None:
-            return queue.url
-        sqs = self._require_sqs("startup")
-        try:
-            return await sqs.get_queue_url(queue.name, owner_account_id=queue.owner_account_id)
-        except QueueDoesNotExistError as exc:
-            if self._create_queues and queue.creatable():
-                return await self._create_queue(queue)
-            raise QueueNotFoundError(queue_name=queue.name) from exc
-        except AWSError as exc:
-            raise broker_error(exc, queue.name) from exc
-
-    async def _create_queue(self, queue: SQSQueue) -> str:
-        sqs = self._require_sqs("startup")
-        attributes = {str(k): str(v) for k, v in queue.options.items()}
-        fifo = {"FifoQueue": "true"} if queue.is_fifo else {}
-        attributes.update(fifo)
-        if queue.is_fifo:
-            attributes.setdefault("ContentBasedDeduplication", "true")
-        if queue.visibility_timeout is not None:
-            attributes.setdefault("VisibilityTimeout", str(queue.visibility_timeout))
-        with self.handle_exceptions(queue.name):
-            if queue.dead_letter_queue is not None:
-                dlq_url = await sqs.create_queue(queue.dead_letter_queue, attributes=fifo)
-                arn = (await sqs.get_queue_attributes(dlq_url, ["QueueArn"]))["QueueArn"]
-                attributes["RedrivePolicy"] = json.dumps(
-                    {"deadLetterTargetArn": arn, "maxReceiveCount": str(queue.max_receive_count)}
-                )
-                logger.info("Created dead-letter queue '%s': %s", queue.dead_letter_queue, dlq_url)
-            url = await sqs.create_queue(queue.name, attributes=attributes)
-        logger.info("Created queue '%s': %s", queue.name, url)
-        return url
 
     async def flush(self) -> None:
         """Send every buffered message now; raise `SendFailedError` naming those that could not be sent."""
@@ -598,7 +380,7 @@ class SQSBroker(AsyncBroker):
                 await self._heartbeats.aclose()
             for batcher in (self._deleter, self._visibility):
                 if batcher is not None:
-                    await _bounded(batcher.aclose(), _SHUTDOWN_RETURN_TIMEOUT, "pending acks")
+                    await _aio.bounded(batcher.aclose(), _SHUTDOWN_RETURN_TIMEOUT, "pending acks")
         finally:
             try:
                 await super().shutdown()
@@ -615,18 +397,7 @@ class SQSBroker(AsyncBroker):
             self._on_send_error(failure)
 
     async def _hand_back_in_flight(self, sqs: SQSClient) -> None:
-        by_url: dict[str, list[str]] = {}
-        for receipt_handle, url in self._in_flight.items():
-            by_url.setdefault(url, []).append(receipt_handle)
-        self._in_flight.clear()
-        logger.info("Handing %d un-acked messages back to SQS", sum(map(len, by_url.values())))
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(make_visible(sqs, url, rhs) for url, rhs in by_url.items())),
-                _SHUTDOWN_RETURN_TIMEOUT,
-            )
-        except asyncio.TimeoutError:
-            logger.warning("Timed out handing un-acked messages back; they reappear after their timeout")
+        await _delivery.hand_back(sqs, self._in_flight, _SHUTDOWN_RETURN_TIMEOUT)
 
     async def _close_clients(self) -> None:
         sqs, s3, session = self._sqs, self._s3, self._session
@@ -635,16 +406,7 @@ class SQSBroker(AsyncBroker):
         self._sender = self._deleter = self._visibility = None
         self._heartbeat_settings = {}
         self._in_flight.clear()
-        try:
-            if s3 is not None:
-                await s3.aclose()
-        finally:
-            try:
-                if sqs is not None:
-                    await sqs.aclose()
-            finally:
-                if session is not None and not session.closed and sqs is None:
-                    await session.aclose()
+        await _clients.close_clients(sqs, s3, session)
 
     def _require_sqs(self, operation: str) -> SQSClient:
         if self._sqs is None:
@@ -662,16 +424,6 @@ class SQSBroker(AsyncBroker):
         return self._s3
 
     # -- sending --------------------------------------------------------------------------------------
-    def _route(self, message: BrokerMessage) -> Target:
-        name = message.labels.get(QUEUE_LABEL)
-        name = self._default_queue.name if name is None or name == "" else str(name)
-        target = self._targets.get(name)
-        if target is None:
-            if not self._started:
-                raise BrokerNotStartedError(operation="kick")
-            raise QueueNotRegisteredError(queue_name=name, registered=str(sorted(self._targets)))
-        return target
-
     async def kick(self, message: BrokerMessage) -> None:
         """Send one task.
 
@@ -680,9 +432,9 @@ class SQSBroker(AsyncBroker):
         Either way, a task that cannot be built (bad labels, oversize without a bucket) raises here.
         """
         self._require_sqs("kick")
-        target = self._route(message)
+        target = _sending.route(message, self._targets, self._default_queue.name, started=self._started)
         entry = await self.build_entry(message, target)
-        if self._sender is not None and self._batchable(message):
+        if self._sender is not None and _sending.batchable(message, self._skip_batch_tasks):
             try:
                 self._sender.submit(target.url, entry)
             except ConfigurationError as exc:  # closed by shutdown(): the caller must know it was not sent
@@ -690,62 +442,22 @@ class SQSBroker(AsyncBroker):
             return
         await self._send(target, entry)
 
-    def _batchable(self, message: BrokerMessage) -> bool:
-        if message.task_name in self._skip_batch_tasks:
-            return False
-        return not label_bool(message.labels.get(SKIP_BATCHING_LABEL))
-
     async def build_entry(self, message: BrokerMessage, target: Target) -> SendMessageEntry:
-        """The SQS message for a task: delay, group and deduplication ids, body, S3 offload."""
-        queue = target.queue
-        labels = message.labels
-        retries = retry_count(labels)
-        raw_delay = labels.get(DELAY_LABEL)
-        delay = float(self.delay_seconds) if raw_delay is None else parse_delay(raw_delay)
-        attributes: dict[str, Any] = {}
-        delay_seconds: int | None = None
-        if delay > 0:
-            if queue.is_fifo:
-                if retries == 0:
-                    raise BrokerConfigError(
-                        error=f"DelaySeconds is not supported for FIFO queues: task "
-                        f"{message.task_name!r} asks for delay={raw_delay!r} on queue {queue.name!r}"
-                    )
-                logger.warning(
-                    "Dropping the %.1f s delay of retry %d of task %s: FIFO queue %s cannot delay "
-                    "single messages, so the retry is sent at once",
-                    delay,
-                    retries,
-                    message.task_id,
-                    queue.name,
-                )
-            elif delay <= self.max_delay_seconds:
-                delay_seconds = sqs_delay_seconds(delay)
-            else:
-                delay_seconds = self.max_delay_seconds
-                attributes.update(not_before_attribute(time.time() + delay))
-        group_id: str | None = None
-        if queue.is_fifo or self._is_fair_queue:
-            group_id = parse_group_id(labels.get(GROUP_ID_LABEL, message.task_name))
-        dedup_id: str | None = None
-        if queue.is_fifo and self.use_task_id_for_deduplication:
-            dedup_id = _dedup_id(message.task_id, retries)
+        """The SQS message for a task: delay, group and deduplication ids, body, S3 offload.
 
-        body, body_attributes = encode_body(message.message)
-        entry = SendMessageEntry(
-            message.task_id,
-            body,
-            delay_seconds=delay_seconds,
-            message_attributes={**body_attributes, **attributes} or None,
-            message_group_id=group_id,
-            message_deduplication_id=dedup_id,
+        An extension point since 2.1.1: override it to change what is sent for a task.
+        """
+        return await _sending.build_entry(
+            message,
+            target.queue,
+            delay_seconds=self.delay_seconds,
+            max_delay_seconds=self.max_delay_seconds,
+            fair_queue=self._is_fair_queue,
+            use_task_id_for_deduplication=self.use_task_id_for_deduplication,
+            payloads=self._payloads,
+            s3_extended_bucket_name=self.s3_extended_bucket_name,
+            handle_exceptions=self.handle_exceptions,
         )
-        if self._payloads.needs_offload(entry):
-            if not self.s3_extended_bucket_name:
-                raise ExtendedBucketNameMissingError
-            with self.handle_exceptions(queue.name):
-                entry = await self._payloads.offload(entry, message.message, attributes)
-        return entry
 
     async def _send(self, target: Target, entry: SendMessageEntry) -> None:
         """The send seam: one SendMessage now; the batcher replaces this with SendMessageBatch."""
@@ -784,30 +496,10 @@ class SQSBroker(AsyncBroker):
 
     async def _resolve_heartbeat_settings(self, sqs: SQSClient) -> None:
         """Visibility timeout and interval per queue; fetched once, by consumers only."""
-
-        async def one(target: Target) -> tuple[str, int]:
-            if target.queue.visibility_timeout is not None:
-                return target.name, target.queue.visibility_timeout
-            with self.handle_exceptions(target.name):
-                attributes = await sqs.get_queue_attributes(target.url, ["VisibilityTimeout"])
-            return target.name, int(attributes.get("VisibilityTimeout", "30"))
-
         missing = [t for t in self._targets.values() if t.name not in self._heartbeat_settings]
-        for name, timeout in await _first_error_gather(one(t) for t in missing):
-            interval = self._heartbeat_interval or max(1.0, timeout / 2)
-            if timeout == 0:
-                logger.warning("Queue %s has a visibility timeout of 0: no heartbeat for it", name)
-            elif interval >= timeout:
-                logger.warning(
-                    "heartbeat_interval %.1f s is not below the %d s visibility timeout of queue %s; "
-                    "using %.1f s",
-                    interval,
-                    timeout,
-                    name,
-                    timeout / 2,
-                )
-                interval = timeout / 2
-            self._heartbeat_settings[name] = (timeout, interval)
+        self._heartbeat_settings.update(
+            await _queues.heartbeat_settings(sqs, missing, self._heartbeat_interval, self.handle_exceptions)
+        )
 
     async def _on_received(self, target: Target, message: Message) -> None:
         settings = self._heartbeat_settings.get(target.name)
@@ -821,71 +513,26 @@ class SQSBroker(AsyncBroker):
 
     async def _prepare(self, target: Target, message: Message) -> AckableMessage | None:
         """Task bytes and ack for a received message, or None to leave it in SQS (logged)."""
-        try:
-            due = not_before(message.message_attributes)
-            if due is not None and due - time.time() > _NOT_BEFORE_TOLERANCE:
-                await self._hide_until(target, message, due)
-                return None
-            pointer = decode_pointer(message.body, message.message_attributes)
-            if pointer is not None:
-                payload = await self._payloads.fetch(pointer, message.message_id)
-            else:
-                payload = decode_body(message.body, message.message_attributes)
-        except (MalformedMessageError, PointerError) as exc:
-            logger.error(
-                "Message %s from queue %s is malformed (%s); leaving it in SQS for redrive",
-                message.message_id,
-                target.name,
-                exc,
-            )
-            return None
-        task_id, problem = self._task_problem(payload)
-        if problem is not None:
-            logger.error(
-                "Message %s from queue %s is not a task this worker can run (%s); leaving it in SQS "
-                "for redrive",
-                message.message_id,
-                target.name,
-                problem,
-            )
-            return None
-        count = message.attributes.get("ApproximateReceiveCount", "")
-        metadata = SQSMessageMetadata(
-            receipt_handle=message.receipt_handle,
-            queue_url=target.url,
-            message_id=message.message_id or None,
-            approximate_receive_count=int(count) if count.isdigit() else None,
+        return await _delivery.prepare(
+            target,
+            message,
+            payloads=self._payloads,
+            hide_until=self._hide_until,
+            task_problem=self._task_problem,
+            acknowledge=self._acknowledge,
+            expose_metadata=self._expose_message_metadata,
+            delete_payloads=self._delete_payloads,
         )
-        if self._expose_message_metadata:
-            payload = encode_envelope(metadata, payload)
-        ack = _Ack(self, target.name, metadata, task_id, pointer if self._delete_payloads else None)
-        return AckableMessage(data=payload, ack=ack)
 
     def _task_problem(self, payload: bytes) -> tuple[str, str | None]:
-        """The task id, and why taskiq could not run this payload (None when it can).
-
-        taskiq would ack (delete) a message it cannot parse; we leave it in SQS for redrive instead.
-        """
-        try:
-            task_message = self.formatter.loads(payload)
-            task_message.parse_labels()
-        except Exception as exc:
-            return "", f"{type(exc).__name__}: {exc}"
-        if self.is_worker_process and self.find_task(task_message.task_name) is None:
-            return task_message.task_id, f"unknown task {task_message.task_name!r}"
-        return task_message.task_id, None
+        """The task id, and why taskiq could not run this payload (None when it can)."""
+        find_task = self.find_task if self.is_worker_process else None
+        return _delivery.task_problem(payload, self.formatter, find_task)
 
     async def _hide_until(self, target: Target, message: Message, due: float) -> None:
-        """A long-delayed message arrived early: hide it again until it is due (at most 12 h a time)."""
+        """A long-delayed message arrived early: stop its heartbeat, hide it again until it is due."""
         await self._on_released(target, message)
-        remaining = min(max(int(due - time.time()) + 1, 1), MAX_VISIBILITY_TIMEOUT)
-        sqs = self._require_sqs("listen")
-        try:
-            await sqs.change_message_visibility(target.url, message.receipt_handle, remaining)
-        except AWSError as exc:
-            logger.warning("Could not hide early message %s for %d s: %s", message.message_id, remaining, exc)
-        else:
-            logger.debug("Message %s is not due; hidden for %d s", message.message_id, remaining)
+        await _delivery.hide_until(self._require_sqs("listen"), target, message, due)
 
     # -- acknowledging --------------------------------------------------------------------------------
     async def _acknowledge(self, queue_name: str, delivery: _Ack) -> None:
@@ -895,100 +542,15 @@ class SQSBroker(AsyncBroker):
             await self._heartbeats.stop(metadata.receipt_handle)
         if self._redeliver_failed and delivery.task_id in self._failed_tasks:
             self._failed_tasks.discard(delivery.task_id)
-            await self._redeliver(queue_name, metadata)
+            await _delivery.redeliver(self._visibility, queue_name, metadata, self._redelivery_delay)
             return
-        try:
-            await self._ack(metadata.queue_url, metadata.receipt_handle)
-        except ReceiptHandleIsInvalidError as exc:
-            logger.warning(
-                "Ack of message %s on queue %s came too late (%s): it was already redelivered, so "
-                "its task may run again",
-                metadata.message_id,
-                queue_name,
-                exc.code,
-            )
-        except AWSError as exc:
-            raise broker_error(exc, queue_name) from exc
-        if delivery.pointer is not None:
-            await self._payloads.delete(delivery.pointer)
-
-    async def _redeliver(self, queue_name: str, metadata: SQSMessageMetadata) -> None:
-        """The task raised: let SQS deliver it again after ``redelivery_delay`` (and, past the queue's
-        maxReceiveCount, move it to the dead-letter queue) instead of deleting it."""
-        logger.info(
-            "Task of message %s failed; SQS redelivers it in %d s (receive count so far: %s)",
-            metadata.message_id,
-            self._redelivery_delay,
-            metadata.approximate_receive_count,
-        )
-        if self._visibility is None:
-            raise BrokerNotStartedError(operation="ack")
-        try:
-            await self._visibility.change(metadata.queue_url, metadata.receipt_handle, self._redelivery_delay)
-        except ReceiptHandleIsInvalidError:
-            logger.warning("Message %s was already redelivered; nothing to hand back", metadata.message_id)
-        except AWSError as exc:
-            raise broker_error(exc, queue_name) from exc
+        await _delivery.delete(delivery, queue_name, self._ack, self._payloads)
 
     async def _ack(self, queue_url: str, receipt_handle: str) -> None:
         """Delete through DeleteMessageBatch; returns once SQS deleted it (stale handles are logged)."""
         if self._deleter is None:
             raise BrokerNotStartedError(operation="ack")
         await self._deleter.delete(queue_url, receipt_handle)
-
-
-def _check_types(
-    *,
-    flags: dict[str, object],
-    names: dict[str, object],
-    instances: dict[str, tuple[object, type]],
-) -> None:
-    """Wrong types fail at construction with the parameter's name, not later deep inside a request."""
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise BrokerConfigError(error=f"'{name}' must be True or False, got {value!r}")
-    for name, value in names.items():
-        if value is None:
-            continue
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
-            raise BrokerConfigError(error=f"'{name}' must be a list of names, got {value!r}")
-        items = cast(Iterable[object], value)
-        if not all(isinstance(item, str) and item for item in items):
-            raise BrokerConfigError(error=f"'{name}' must contain only non-empty strings, got {value!r}")
-    for name, (value, expected) in instances.items():
-        if value is not None and not isinstance(value, expected):
-            raise BrokerConfigError(
-                error=f"'{name}' must be a {expected.__module__}.{expected.__qualname__}, got {value!r}"
-            )
-
-
-async def _bounded(coro: Coroutine[Any, Any, None], timeout: float, what: str) -> None:
-    """Await ``coro`` for at most ``timeout`` seconds (``asyncio.wait``: never swallows a cancellation)."""
-    task = asyncio.ensure_future(coro)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
-    if not done:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        logger.warning("Shutdown: gave up waiting for %s after %.0f s", what, timeout)
-    elif not task.cancelled() and task.exception() is not None:
-        logger.warning("Shutdown: %s failed: %s", what, task.exception())
-
-
-def _check_range_float(name: str, value: object, low: float, high: float) -> float:
-    number = None if isinstance(value, bool) or not isinstance(value, (int, float)) else float(value)
-    if number is None or not math.isfinite(number) or not low <= number <= high:
-        raise BrokerConfigError(error=f"'{name}' is {value!r}; allowed range is {low}..{high}")
-    return number
-
-
-def _as_positive_float(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number > 0 else None
 
 
 class _StateError(BrokerConfigError, ValueError):
