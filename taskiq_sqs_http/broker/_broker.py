@@ -460,7 +460,8 @@ class SQSBroker(AsyncBroker):
         )
 
     async def _send(self, target: Target, entry: SendMessageEntry) -> None:
-        """The send seam: one SendMessage now; the batcher replaces this with SendMessageBatch."""
+        """An unbatched send: one SendMessage, any failure raised to the kicker (batched sends go to the
+        SendBatcher instead)."""
         sqs = self._require_sqs("kick")
         with self.handle_exceptions(target.name):
             await sqs.send_message(
