@@ -138,7 +138,8 @@ class EnvironmentCredentialProvider:
             raise PartialCredentialsError(
                 "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not", source="environment"
             )
-        return Credentials(key, secret, token, source="environment")
+        expiration = _env_expiration(env.get("AWS_CREDENTIAL_EXPIRATION"))
+        return Credentials(key, secret, token, expiration=expiration, source="environment")
 
     async def get_credentials(self) -> Credentials:
         credentials = self.load()
@@ -154,6 +155,29 @@ class EnvironmentCredentialProvider:
 
     def __repr__(self) -> str:
         return "EnvironmentCredentialProvider()"
+
+
+def _env_expiration(raw: str | None) -> datetime | None:
+    """``AWS_CREDENTIAL_EXPIRATION``: the environment's credentials are re-read on every call, so an
+    expiry only needs checking, never refreshing; signing with credentials known to be dead would only
+    produce a confusing ExpiredToken from AWS."""
+    if not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CredentialsError(
+            f"AWS_CREDENTIAL_EXPIRATION is {raw[:40]!r}; "
+            "expected an ISO 8601 time such as 2030-01-01T00:00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if when <= datetime.now(timezone.utc):
+        raise CredentialsError(
+            f"the environment's credentials expired at {when.isoformat()} (AWS_CREDENTIAL_EXPIRATION); "
+            "refresh AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"
+        )
+    return when
 
 
 class _CallableProvider:

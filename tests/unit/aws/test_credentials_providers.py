@@ -1068,3 +1068,19 @@ async def test_errors_and_descriptions_never_contain_secrets(
         except CredentialsError as exc:
             assert_no_secrets(str(exc), repr(exc))
     assert_no_secrets(repr(Credentials(KEY, SECRET, TOKEN)))
+
+
+async def test_environment_credential_expiration() -> None:
+    """AWS_CREDENTIAL_EXPIRATION rides on the credentials; expired or malformed values are clear errors."""
+    from taskiq_sqs_http.aws import CredentialsError, EnvironmentCredentialProvider
+
+    base = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret-value", "AWS_SESSION_TOKEN": "tok"}
+    fresh = EnvironmentCredentialProvider({**base, "AWS_CREDENTIAL_EXPIRATION": "2099-01-01T00:00:00Z"})
+    credentials = await fresh.get_credentials()
+    assert credentials.expiration is not None and credentials.expiration.year == 2099
+    expired = EnvironmentCredentialProvider({**base, "AWS_CREDENTIAL_EXPIRATION": "2001-01-01T00:00:00Z"})
+    with pytest.raises(CredentialsError, match="expired at 2001") as info:
+        await expired.get_credentials()
+    assert "secret-value" not in str(info.value) and "tok" not in str(info.value)
+    with pytest.raises(CredentialsError, match="expected an ISO 8601 time"):
+        await EnvironmentCredentialProvider({**base, "AWS_CREDENTIAL_EXPIRATION": "soon"}).get_credentials()
