@@ -4,26 +4,82 @@ A provider hands out immutable `Credentials` snapshots. Each request is signed f
 secret and token always come from the same generation even while a refresh replaces them. Providers that
 fetch temporary credentials (container, instance metadata, web identity, credential_process) live in
 `_providers/`; this module holds only what every caller needs: the value type, the protocol, the static and
-environment sources, and the error raised when nothing is found.
+environment sources, and the parser of the timestamps every source writes expirations in.
+
+Expirations are honoured everywhere: credentials whose expiration has passed are refused with
+`CredentialsExpiredError` rather than used to sign a request AWS would reject.
 """
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
-from ._errors import CredentialsError, NoCredentialsError, PartialCredentialsError
+from ._environ import environ_of
+from ._errors import (
+    ConfigurationError,
+    CredentialsError,
+    CredentialsExpiredError,
+    CredentialSourceError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
 __all__ = [
     "CredentialProvider",
     "Credentials",
+    "CredentialsLike",
     "EnvironmentCredentialProvider",
     "StaticCredentialProvider",
     "as_provider",
+    "parse_expiration",
 ]
+
+_ISO_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def parse_expiration(value: object, *, source: str, name: str = "Expiration") -> datetime:
+    """An ISO 8601 timestamp as AWS writes it (``2024-01-01T00:00:00Z``, fractions, offsets), in UTC.
+
+    Parsed by hand because ``datetime.fromisoformat`` on Python 3.10 rejects ``Z`` and fractions that
+    are not 3 or 6 digits, both of which AWS endpoints and tools produce. ``name`` is the field or
+    variable the value came from, for the error message.
+    """
+    if not isinstance(value, str):
+        raise CredentialSourceError(f"{name} is missing or not a string", source=source)
+    match = _ISO_RE.match(value.strip())
+    if match is None:
+        raise CredentialSourceError(
+            f"{name} is {value[:40]!r}; expected an ISO 8601 time such as 2030-01-01T00:00:00Z",
+            source=source,
+        )
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        when = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro, timezone.utc
+        )
+    except ValueError:
+        raise CredentialSourceError(
+            f"{name} is {value[:40]!r}, which is not a valid time", source=source
+        ) from None
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        when = when - sign * offset
+    return when
+
+
+def _check_field(name: str, value: object, *, optional: bool = False) -> None:
+    # Only the type and length are shown: the value may be a secret.
+    if (value is None and optional) or isinstance(value, str):
+        return
+    shown = f"length {len(str(value))}" if value is not None else "None"
+    raise ConfigurationError(f"Credentials {name} must be a str; got {type(value).__name__} ({shown})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +97,13 @@ class Credentials:
     source: str = "explicit"
 
     def __post_init__(self) -> None:
+        _check_field("access_key_id", self.access_key_id)
+        _check_field("secret_access_key", self.secret_access_key)
+        _check_field("session_token", self.session_token, optional=True)
+        if self.expiration is not None and not isinstance(self.expiration, datetime):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigurationError(
+                f"Credentials expiration must be a datetime or None; got {type(self.expiration).__name__}"
+            )
         if not self.access_key_id:
             raise PartialCredentialsError("access_key_id is empty", source=self.source)
         if not self.secret_access_key:
@@ -53,6 +116,14 @@ class Credentials:
         if self.expiration is None:
             return None
         return (self.expiration - now).total_seconds()
+
+    def check_not_expired(self, now: datetime | None = None) -> None:
+        """Raise `CredentialsExpiredError` once the expiration has passed (never without an expiration)."""
+        if self.expiration is not None and self.expiration <= (now or datetime.now(timezone.utc)):
+            raise CredentialsExpiredError(
+                f"the credentials from {self.source} expired at {self.expiration.isoformat()}; "
+                "refresh them (or pass a provider that does) instead of signing with them"
+            )
 
 
 @runtime_checkable
@@ -72,7 +143,7 @@ class CredentialProvider(Protocol):
 
 
 class StaticCredentialProvider:
-    """Fixed credentials given in code; they never refresh."""
+    """Fixed credentials given in code; they never refresh, and an expiration they carry is honoured."""
 
     __slots__ = ("_credentials",)
 
@@ -90,14 +161,12 @@ class StaticCredentialProvider:
 
     @classmethod
     def from_credentials(cls, credentials: Credentials) -> StaticCredentialProvider:
-        return cls(
-            credentials.access_key_id,
-            credentials.secret_access_key,
-            credentials.session_token,
-            source=credentials.source,
-        )
+        provider = cls.__new__(cls)
+        provider._credentials = credentials
+        return provider
 
     async def get_credentials(self) -> Credentials:
+        self._credentials.check_not_expired()
         return self._credentials
 
     def invalidate(self) -> None:
@@ -124,7 +193,7 @@ class EnvironmentCredentialProvider:
 
     def load(self) -> Credentials | None:
         """Credentials from the environment, None when absent, an error when half present."""
-        env = os.environ if self._environ is None else self._environ
+        env = environ_of(self._environ)
         key = env.get("AWS_ACCESS_KEY_ID", "")
         secret = env.get("AWS_SECRET_ACCESS_KEY", "")
         token = env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN") or None
@@ -163,17 +232,9 @@ def _env_expiration(raw: str | None) -> datetime | None:
     produce a confusing ExpiredToken from AWS."""
     if not raw:
         return None
-    try:
-        when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise CredentialsError(
-            f"AWS_CREDENTIAL_EXPIRATION is {raw[:40]!r}; "
-            "expected an ISO 8601 time such as 2030-01-01T00:00:00Z"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+    when = parse_expiration(raw, source="environment", name="AWS_CREDENTIAL_EXPIRATION")
     if when <= datetime.now(timezone.utc):
-        raise CredentialsError(
+        raise CredentialsExpiredError(
             f"the environment's credentials expired at {when.isoformat()} (AWS_CREDENTIAL_EXPIRATION); "
             "refresh AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"
         )
@@ -194,6 +255,7 @@ class _CallableProvider:
             raise CredentialsError(
                 f"credentials callable returned {type(credentials).__name__}, expected Credentials"
             )
+        credentials.check_not_expired()
         return credentials
 
     def invalidate(self) -> None:
@@ -207,6 +269,7 @@ class _CallableProvider:
 
 
 CredentialsLike = Credentials | CredentialProvider | Callable[[], Awaitable[Credentials]]
+"""What ``credentials=`` accepts: a snapshot, a provider, or an ``async def () -> Credentials``."""
 
 
 def as_provider(value: CredentialsLike) -> CredentialProvider:

@@ -14,25 +14,19 @@ startup can log it without secrets.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from ._environ import TRUE_VALUES, env_flag, environ_of
 from ._errors import ConfigurationError
 from ._profiles import Profile, load_profile
 
-__all__ = [
-    "DEFAULT_REGION",
-    "Resolved",
-    "describe_configuration",
-    "resolve_endpoint",
-    "resolve_region",
-]
+__all__ = ["DEFAULT_REGION", "Resolved", "resolve_endpoint", "resolve_region"]
 
 DEFAULT_REGION = "us-east-1"
 _REGION_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_TRUE = ("true", "1", "yes", "on")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +35,6 @@ class Resolved:
 
     value: str
     source: str
-
-
-def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
-    return os.environ if environ is None else environ
 
 
 def _profile_or_none(
@@ -74,7 +64,7 @@ def resolve_region(
     that set ``AWS_REGION`` never touch the filesystem. Pass ``profile`` to reuse an already loaded
     profile, or ``use_profile=False`` to ignore the files altogether.
     """
-    env = _env(environ)
+    env = environ_of(environ)
     candidates = (
         (explicit, "argument"),
         (env.get("AWS_REGION"), "AWS_REGION"),
@@ -95,8 +85,9 @@ def resolve_region(
 def _check_region(value: str, source: str) -> str:
     value = value.strip()
     if not _REGION_RE.match(value):
+        label = "region_name" if source == "argument" else f"region from {source}"
         raise ConfigurationError(
-            f"region from {source} is {value!r}; expected an AWS region name such as 'eu-west-1' "
+            f"{label} is {value!r}; expected an AWS region name such as 'eu-west-1' "
             "(lower-case letters, digits and '-')"
         )
     return value
@@ -126,8 +117,8 @@ def resolve_endpoint(
     """The base URL for ``service`` ('sqs', 's3' or 'sts'), without a trailing slash."""
     if explicit and explicit.strip():
         return Resolved(_check_endpoint(explicit, "argument"), "argument")
-    env = _env(environ)
-    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() in _TRUE:
+    env = environ_of(environ)
+    if env_flag(env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
         return Resolved(_aws_endpoint(service, region), "default")
     service_id = _service_id(service)
     service_var = f"AWS_ENDPOINT_URL_{service_id.upper()}"
@@ -140,7 +131,7 @@ def resolve_endpoint(
     loaded = _profile_or_none(profile, use_profile, environ)
     if loaded is not None:
         ignore = loaded.config.get("ignore_configured_endpoint_urls", "").strip().lower()
-        if ignore in _TRUE:
+        if ignore in TRUE_VALUES:
             return Resolved(_aws_endpoint(service, region), "default")
         service_url = loaded.service_setting(service_id.lower(), "endpoint_url")
         if service_url:
@@ -158,26 +149,25 @@ def resolve_endpoint(
 
 def _check_endpoint(value: str, source: str) -> str:
     value = value.strip().rstrip("/")
-    if not (value.startswith("https://") or value.startswith("http://")):
+    label = "endpoint_url" if source == "argument" else f"endpoint URL from {source}"
+    problem = ""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        problem = "it is not a valid URL"
+    else:
+        if parts.scheme not in ("http", "https") or "://" not in value:
+            problem = "it must start with http:// or https://"
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif any(c.isspace() for c in value):
+            problem = "it contains whitespace"
+        elif parts.query or parts.fragment:
+            problem = "it must not have a query string or fragment"
+    if problem:
         raise ConfigurationError(
-            f"endpoint URL from {source} is {value!r}; expected an http:// or https:// URL"
+            f"{label} is {value!r}; {problem} (expected a URL such as https://sqs.eu-west-1.amazonaws.com "
+            "or http://localhost:4566)"
         )
     return value
-
-
-def describe_configuration(
-    credentials: str,
-    region: Resolved,
-    endpoint: Resolved | None = None,
-    *,
-    service: str = "",
-) -> str:
-    """One line for startup logs, e.g. "credentials from container endpoint, region eu-west-1 from
-    AWS_REGION". Takes ``provider.describe()`` as a string so that this module needs no provider
-    import.
-    """
-    parts = [credentials, f"region {region.value} from {region.source}"]
-    if endpoint is not None:
-        label = f"{service} endpoint" if service else "endpoint"
-        parts.append(f"{label} {endpoint.value} from {endpoint.source}")
-    return ", ".join(parts)

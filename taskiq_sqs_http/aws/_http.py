@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._errors import ConfigurationError, ConnectError, TimeoutError, TransportError
+from ._errors import (
+    ConfigurationError,
+    ConnectError,
+    InvalidRequestError,
+    RequestTimeoutError,
+    SessionClosedError,
+    TransportError,
+)
 
 if TYPE_CHECKING:
     from ._aiohttp import AiohttpTransport
@@ -30,16 +37,28 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Per-phase timeouts in seconds. A long-poll receive raises ``read`` above its wait time."""
+    """Timeouts in seconds: per phase of one attempt, and ``total`` for a whole operation.
+
+    ``read`` suits calls AWS answers in milliseconds; a long-poll receive uses its wait time plus a margin
+    instead. ``total`` bounds an operation across all its attempts and backoff waits (a receive gets its
+    wait time and margin on top), so an endpoint that accepts connections and never answers costs the
+    caller ``total`` seconds, not ``max_attempts`` read timeouts; when it passes,
+    `DeadlineExceededError` names the operation and the deadline.
+    """
 
     connect: float = 5.0
-    read: float = 30.0
+    read: float = 10.0
     write: float = 30.0
     pool: float = 30.0
+    total: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("connect", "read", "write", "pool"):
+        for name in ("connect", "read", "write", "pool", "total"):
             value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigurationError(
+                    f"timeout {name} is {value!r} ({type(value).__name__}); expected a number of seconds"
+                )
             if not 0 < value <= 3600:
                 raise ConfigurationError(
                     f"timeout {name} is {value!r}; allowed range is 0 < {name} <= 3600 seconds"
@@ -92,13 +111,30 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc
 
 
-class HTTPSession:
-    """Owns (or borrows) the connection pool.
+def _offending_header(headers: list[tuple[str, str]]) -> str | None:
+    """The name of the first header HTTP forbids as written (None when all are fine).
 
-    Pass ``http_client`` to share a pool you manage (we never close it), or ``transport`` to plug in a
-    different transport (mock, fault-injecting, your own); with neither we create the transport chosen by
-    ``backend`` (``"auto"``: aiohttp when importable, else httpx), TLS verification on, and close it in
-    ``aclose``.
+    Only the name is reported: values may be credentials.
+    """
+    for name, value in headers:
+        if value != value.strip() or not value.isascii() or not value.isprintable():
+            return name
+        if not name or not name.isascii() or not name.isprintable() or " " in name or ":" in name:
+            return name or "<empty name>"
+    return None
+
+
+class HTTPSession:
+    """The connection pool that clients share; whoever opens a session closes it.
+
+    Pass ``http_client`` to send through an ``httpx.AsyncClient`` you manage (closing the session never
+    closes it), or ``transport`` to plug in a different transport (mock, fault-injecting, your own); with
+    neither the session creates the transport chosen by ``backend`` (``"auto"``: aiohttp when importable,
+    else httpx), TLS verification on, and closes it in ``aclose``.
+
+    A client given a session only borrows it and never closes it; a client that made its own session
+    closes that one. Sending through, or building a client on, a closed session raises
+    `SessionClosedError`.
     """
 
     def __init__(
@@ -128,20 +164,19 @@ class HTTPSession:
         if self._owns_transport and type(self._transport).__name__ == "AiohttpTransport":
             self._raw = cast("AiohttpTransport", self._transport)
         self._closed = False
-        self._users = 0
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def acquire(self) -> None:
-        """Count a client sharing this session, so the last one to close it closes the pool."""
-        self._users += 1
-
-    async def release(self) -> None:
-        self._users -= 1
-        if self._users <= 0:
-            await self.aclose()
+    def check_open(self, operation: str = "") -> None:
+        """Raise `SessionClosedError` when the session was closed."""
+        if self._closed:
+            what = f"{operation}: " if operation else ""
+            raise SessionClosedError(
+                f"{what}the HTTPSession is closed; whoever opened it closed it, so open a new one "
+                "(or let the client make its own)"
+            )
 
     async def send(
         self,
@@ -154,7 +189,7 @@ class HTTPSession:
         read_timeout: float | None = None,
     ) -> RawResponse:
         if self._closed:
-            raise TransportError("HTTP session is closed", operation=operation)
+            self.check_open(operation)
         timeout = self.timeouts.as_extension(read_timeout)
         started = time.perf_counter()
         try:
@@ -169,7 +204,21 @@ class HTTPSession:
         except httpx.ConnectTimeout as exc:
             raise ConnectError(f"connect timeout to {_host(url)}", operation=operation) from exc
         except httpx.TimeoutException as exc:
-            raise TimeoutError(f"{type(exc).__name__} talking to {_host(url)}", operation=operation) from exc
+            raise RequestTimeoutError(
+                f"{type(exc).__name__} talking to {_host(url)}", operation=operation
+            ) from exc
+        except (httpx.LocalProtocolError, ValueError) as exc:
+            # Refused by the HTTP stack before anything was sent: the same request would be refused again.
+            name = _offending_header(headers)
+            if name is None and not isinstance(exc, httpx.LocalProtocolError):
+                raise
+            detail = (
+                f"header {name!r} has a value HTTP does not allow (surrounding whitespace, a control "
+                "character or a non-ASCII character)"
+                if name is not None
+                else f"the HTTP stack refused the request ({type(exc).__name__})"
+            )
+            raise InvalidRequestError(detail, operation=operation) from None
         except httpx.ConnectError as exc:
             raise ConnectError(f"cannot connect to {_host(url)}: {exc}", operation=operation) from exc
         except httpx.TransportError as exc:

@@ -19,12 +19,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+from ._environ import environ_of
 from ._errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_PROFILE",
     "Profile",
+    "ProfileChoice",
     "config_file_path",
     "credentials_file_path",
     "load_profile",
@@ -39,22 +42,25 @@ DEFAULT_PROFILE = "default"
 _NO_DEFAULT_SECTION = "\x00no-default-section"
 
 
-def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
-    return os.environ if environ is None else environ
+class ProfileChoice(NamedTuple):
+    """The active profile and what chose it (a variable name, or "default")."""
+
+    name: str
+    chosen_by: str
 
 
-def profile_name(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+def profile_name(environ: Mapping[str, str] | None = None) -> ProfileChoice:
     """The active profile and the variable that chose it.
 
     ``AWS_DEFAULT_PROFILE`` is checked before ``AWS_PROFILE`` because botocore does so; diverging
     would make the same shell pick different profiles for ``aws`` and for this client.
     """
-    env = _env(environ)
+    env = environ_of(environ)
     for var in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE"):
         value = env.get(var, "").strip()
         if value:
-            return value, var
-    return DEFAULT_PROFILE, "default"
+            return ProfileChoice(value, var)
+    return ProfileChoice(DEFAULT_PROFILE, "default")
 
 
 def _expand(path: str, environ: Mapping[str, str] | None) -> Path:
@@ -68,11 +74,11 @@ def _expand(path: str, environ: Mapping[str, str] | None) -> Path:
 
 
 def credentials_file_path(environ: Mapping[str, str] | None = None) -> Path:
-    return _expand(_env(environ).get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials", environ)
+    return _expand(environ_of(environ).get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials", environ)
 
 
 def config_file_path(environ: Mapping[str, str] | None = None) -> Path:
-    return _expand(_env(environ).get("AWS_CONFIG_FILE") or "~/.aws/config", environ)
+    return _expand(environ_of(environ).get("AWS_CONFIG_FILE") or "~/.aws/config", environ)
 
 
 def parse_ini(text: str, *, source: str = "<string>") -> dict[str, dict[str, str]]:

@@ -14,6 +14,10 @@ Instance metadata sometimes hands out credentials that are already inside the re
 an IMDS outage it keeps serving the old ones). Re-fetching on every call would hammer a struggling
 endpoint, so for such sources the local expiry is pushed out by the advisory window plus 2 to 10
 random minutes.
+
+`RefreshableCredentialProvider` is the base of every source that fetches temporary credentials (container
+endpoint, instance metadata, web identity, profiles): a source implements ``fetch()``, one uncached
+exchange, and inherits the caching, refreshing and closing. It can also wrap any ``async`` callable.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from ._credentials import Credentials
 
 __all__ = ["RefreshSettings", "RefreshableCredentialProvider", "utc_now"]
 
-logger = logging.getLogger("taskiq_sqs_http.aws.credentials")
+logger = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -69,7 +73,9 @@ class RefreshSettings:
 
 
 class RefreshableCredentialProvider:
-    """Wraps ``fetch`` (one network exchange) with caching, windows and single-flight refresh.
+    """Caching, refresh windows and single-flight refresh around ``fetch`` (one network exchange).
+
+    Subclass it and implement ``fetch()``, or pass any ``async def () -> Credentials`` as ``fetch``.
 
     Only one fetch is ever in flight: a refresh is an ``asyncio.Task`` that every waiting caller
     shields and awaits, so a caller that is cancelled does not cancel the fetch the others are
@@ -93,14 +99,14 @@ class RefreshableCredentialProvider:
 
     def __init__(
         self,
-        fetch: Callable[[], Awaitable[Credentials]],
+        fetch: Callable[[], Awaitable[Credentials]] | None = None,
         *,
         description: str = "refreshable credentials",
         settings: RefreshSettings | None = None,
         extend_stale: bool = False,
         rng: random.Random | None = None,
     ) -> None:
-        self._fetch = fetch
+        self._fetch = fetch if fetch is not None else self.fetch
         self._description = description
         self._settings = settings or RefreshSettings()
         self._extend_stale = extend_stale
@@ -111,6 +117,12 @@ class RefreshableCredentialProvider:
         self._awaited = False
         self._retry_not_before: datetime | None = None
         self._fetches = 0
+
+    async def fetch(self) -> Credentials:
+        """One uncached exchange with the source; subclasses implement it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement fetch() or be given a fetch callable"
+        )
 
     @property
     def current(self) -> Credentials | None:
@@ -160,7 +172,7 @@ class RefreshableCredentialProvider:
     def __repr__(self) -> str:
         expiration = self._credentials.expiration if self._credentials else None
         return (
-            f"RefreshableCredentialProvider({self._description!r}, "
+            f"{type(self).__name__}({self._description!r}, "
             f"expiration={expiration.isoformat() if expiration else None!r})"
         )
 

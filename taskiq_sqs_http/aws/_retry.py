@@ -2,8 +2,8 @@
 
 Modelled on the AWS SDKs' "standard" mode: 3 attempts, capped exponential backoff with full jitter, a
 longer base for throttling, and a retry quota (token bucket) so that a failing service is not hammered by
-every caller at once. Classification lives here, not in the clients, so that one policy object decides for
-SQS, S3 and the credential endpoints alike.
+every caller at once. Which failures are transient is decided in `_classify`, for this policy and for the
+layers above alike.
 """
 
 from __future__ import annotations
@@ -12,67 +12,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ._classify import is_throttling, is_transient
 from ._errors import AWSError, ConfigurationError, ServiceError, TransportError
 
-__all__ = [
-    "CLOCK_SKEW_CODES",
-    "EXPIRED_TOKEN_CODES",
-    "THROTTLING_CODES",
-    "TRANSIENT_CODES",
-    "RetryPolicy",
-    "RetryQuota",
-]
-
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-        "AWS.SimpleQueueService.RequestThrottled",
-    }
-)
-TRANSIENT_CODES = frozenset(
-    {
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "PriorRequestNotComplete",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "IDPCommunicationError",
-    }
-)
-TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
-CLOCK_SKEW_CODES = frozenset(
-    {
-        "RequestTimeTooSkewed",
-        "RequestExpired",
-        "RequestInTheFuture",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-        "AuthFailure",
-    }
-)
-EXPIRED_TOKEN_CODES = frozenset(
-    {"ExpiredToken", "ExpiredTokenException", "RequestExpiredException", "TokenRefreshRequired"}
-)
-
-
-def is_throttling(error: BaseException) -> bool:
-    if isinstance(error, ServiceError):
-        return error.code in THROTTLING_CODES or error.query_error_code in THROTTLING_CODES
-    return False
+__all__ = ["RetryPolicy", "RetryQuota"]
 
 
 @dataclass(slots=True)
@@ -132,13 +75,7 @@ class RetryPolicy:
     def is_retryable(self, error: BaseException) -> bool:
         if isinstance(error, TransportError):
             return True
-        if isinstance(error, ServiceError):
-            if is_throttling(error) or error.code in TRANSIENT_CODES:
-                return True
-            if error.status in TRANSIENT_STATUS:
-                return True
-            return error.status == 429
-        return False
+        return isinstance(error, ServiceError) and is_transient(error)
 
     def delay(self, attempt: int, error: AWSError | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based): full jitter."""

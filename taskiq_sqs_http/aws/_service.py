@@ -2,7 +2,7 @@
 
 The SQS and S3 clients differ only in how they build requests and parse responses; everything that decides
 *whether and when to try again* lives in `_request` below, so both behave the same under throttling, clock
-skew, expired tokens and broken connections.
+skew, expired tokens, broken connections and endpoints that never answer (the operation's deadline).
 """
 
 from __future__ import annotations
@@ -13,17 +13,24 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import ClassVar, TypeVar
+from typing import ClassVar, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
 
+from ._classify import CLOCK_SKEW_CODES, EXPIRED_TOKEN_CODES, is_throttling, throttling_hint
 from ._credentials import CredentialProvider, Credentials, CredentialsLike
 from ._endpoints import Resolved, resolve_endpoint, resolve_region
-from ._errors import AWSError, ConfigurationError, ServiceError, TransportError
+from ._errors import (
+    AWSError,
+    ConfigurationError,
+    DeadlineExceededError,
+    ServiceError,
+    TransportError,
+)
 from ._http import HTTPSession, RawResponse, Timeouts
 from ._providers import default_credential_provider
-from ._retry import CLOCK_SKEW_CODES, EXPIRED_TOKEN_CODES, RetryPolicy, RetryQuota
+from ._retry import RetryPolicy, RetryQuota
 from ._sigv4 import SigV4Signer
 
 __all__ = ["ServiceClient"]
@@ -36,6 +43,14 @@ ErrorParser = Callable[[int, dict[str, str], bytes, str], ServiceError]
 
 # A response Date this far from our clock means our clock is wrong, not the network slow.
 _SKEW_THRESHOLD = timedelta(seconds=300)
+
+
+def check_type(name: str, value: object, expected: type | tuple[type, ...]) -> None:
+    """Raise `ConfigurationError` naming the parameter when ``value`` is neither None nor ``expected``."""
+    if value is None or isinstance(value, expected):
+        return
+    names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+    raise ConfigurationError(f"{name} must be {names} or None; got {type(value).__name__} ({value!r})")
 
 
 class ServiceClient:
@@ -61,10 +76,25 @@ class ServiceClient:
         verify: bool = True,
         environ: Mapping[str, str] | None = None,
     ) -> None:
+        check_type("region_name", region_name, str)
+        check_type("endpoint_url", endpoint_url, str)
+        check_type("session", session, HTTPSession)
+        check_type("http_client", http_client, httpx.AsyncClient)
+        check_type("transport", transport, httpx.AsyncBaseTransport)
+        check_type("timeouts", timeouts, Timeouts)
+        check_type("retry_policy", retry_policy, RetryPolicy)
+        check_type("retry_quota", retry_quota, RetryQuota)
+        check_type("verify", verify, bool)
         if session is not None and (http_client is not None or transport is not None):
             raise ConfigurationError(
                 "pass session, or http_client/transport, not both: a session already owns a pool"
             )
+        if session is not None and timeouts is not None:
+            raise ConfigurationError(
+                "pass timeouts to the HTTPSession, not to a client borrowing it: the session applies them"
+            )
+        if session is not None:
+            session.check_open()
         self._region: Resolved = resolve_region(region_name, environ=environ)
         self._endpoint: Resolved = resolve_endpoint(
             self.service, self._region.value, endpoint_url, environ=environ
@@ -76,11 +106,12 @@ class ServiceClient:
             credentials=credentials,
             environ=environ,
         )
+        # A client closes only the session it opened; a session passed in belongs to the caller.
+        self._owns_session = session is None
         if session is None:
             session = HTTPSession(
                 http_client=http_client, transport=transport, timeouts=timeouts, verify=verify
             )
-        session.acquire()
         self._session = session
         self.retry_policy = retry_policy or RetryPolicy()
         self._quota = retry_quota or RetryQuota()
@@ -122,6 +153,7 @@ class ServiceClient:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def aclose(self) -> None:
+        """Stop credential refreshes, and close the HTTP session if this client opened it."""
         if self._closed:
             return
         self._closed = True
@@ -130,7 +162,8 @@ class ServiceClient:
             if closer is not None:
                 await closer()
         finally:
-            await self._session.release()
+            if self._owns_session:
+                await self._session.aclose()
 
     async def __aenter__(self: _C) -> _C:
         return self
@@ -184,56 +217,111 @@ class ServiceClient:
         read_timeout: float | None = None,
         unsigned_payload: bool = False,
         long_poll: bool = False,
+        extra_deadline: float = 0.0,
     ) -> RawResponse:
-        attempt = 0
-        skew_retried = False
-        token_retried = False
-        while True:
-            attempt += 1
-            credentials = await self._credentials.get_credentials()
-            signed_offset = self._clock_offset
-            now = datetime.now(timezone.utc) + signed_offset
-            signed = self._signer_for(credentials).sign(
-                method, url, headers, body, now=now, unsigned_payload=unsigned_payload
-            )
-            error: AWSError
-            try:
-                response = await self._session.send(
-                    method,
-                    url,
-                    [*headers, *signed.items()],
-                    body,
-                    operation=operation,
-                    read_timeout=read_timeout,
+        """Sign, send and retry until success, a final error, or the operation's deadline.
+
+        The deadline (``Timeouts.total`` plus ``extra_deadline``, the wait time of a long poll) is one
+        timer for the whole operation: when it fires, the attempt or backoff wait in progress is
+        cancelled and `DeadlineExceededError` raised. A cancellation from outside passes through as is.
+        """
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        budget = self._session.timeouts.total + extra_deadline
+        deadline = loop.time() + budget
+        expired = False
+        sent = 0
+        last_error = ""
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            cast("asyncio.Task[object]", task).cancel()
+
+        timer = loop.call_at(deadline, expire) if task is not None else None
+        try:
+            skew_retried = False
+            token_retried = False
+            attempt = 0
+            while True:
+                attempt += 1
+                credentials = await self._credentials.get_credentials()
+                signed_offset = self._clock_offset
+                now = datetime.now(timezone.utc) + signed_offset
+                if credentials.expiration is not None and credentials.expiration <= now:
+                    credentials.check_not_expired(now)
+                signed = self._signer_for(credentials).sign(
+                    method, url, headers, body, now=now, unsigned_payload=unsigned_payload
                 )
-            except TransportError as exc:
-                error = exc
-            else:
-                if response.status < 300:
-                    self._quota.release(1 if attempt == 1 else self.retry_policy.max_attempts)
-                    return response
-                service_error = parse_error(response.status, response.headers, response.body, operation)
-                error = service_error
-                # Re-sign once when this response taught us the server's clock, or when a concurrent
-                # request did so after this one was signed with the old offset.
-                if (
-                    not skew_retried
-                    and service_error.code in CLOCK_SKEW_CODES
-                    and (self._learn_clock(response) or self._clock_offset != signed_offset)
-                ):
-                    skew_retried = True
-                    attempt -= 1
-                    continue
-                if not token_retried and service_error.code in EXPIRED_TOKEN_CODES:
-                    token_retried = True
-                    self._credentials.invalidate()
-                    attempt -= 1
-                    continue
-            if attempt >= self.retry_policy.max_attempts or not self.retry_policy.is_retryable(error):
-                raise error
-            if not self._quota.acquire(error) and not long_poll:
-                logger.warning("%s: retry quota exhausted, not retrying %s", operation, error)
-                raise error
-            delay = self.retry_policy.delay(attempt, error)
-            logger.info("%s: attempt %d failed (%s); retrying in %.2f s", operation, attempt, error, delay)
-            await asyncio.sleep(delay)
+                error: AWSError
+                sent += 1
+                try:
+                    response = await self._session.send(
+                        method,
+                        url,
+                        [*headers, *signed.items()],
+                        body,
+                        operation=operation,
+                        read_timeout=read_timeout,
+                    )
+                except TransportError as exc:
+                    error = exc
+                else:
+                    if response.status < 300:
+                        self._quota.release(1 if attempt == 1 else self.retry_policy.max_attempts)
+                        return response
+                    service_error = parse_error(response.status, response.headers, response.body, operation)
+                    error = service_error
+                    # Re-sign once when this response taught us the server's clock, or when a concurrent
+                    # request did so after this one was signed with the old offset.
+                    if (
+                        not skew_retried
+                        and service_error.code in CLOCK_SKEW_CODES
+                        and (self._learn_clock(response) or self._clock_offset != signed_offset)
+                    ):
+                        skew_retried = True
+                        attempt -= 1
+                        continue
+                    if not token_retried and service_error.code in EXPIRED_TOKEN_CODES:
+                        token_retried = True
+                        self._credentials.invalidate()
+                        attempt -= 1
+                        continue
+                last_error = str(error)
+                if attempt >= self.retry_policy.max_attempts or not self.retry_policy.is_retryable(error):
+                    raise error
+                if not self._quota.acquire(error) and not long_poll:
+                    logger.warning("%s: retry quota exhausted, not retrying %s", operation, error)
+                    raise error
+                delay = self.retry_policy.delay(attempt, error)
+                if loop.time() + delay >= deadline:
+                    raise DeadlineExceededError(
+                        operation=operation, deadline=budget, attempts=sent, last_error=last_error
+                    ) from error
+                if isinstance(error, ServiceError) and is_throttling(error):
+                    logger.warning(
+                        "%s throttled by %s (%s): %s; retrying in %.2f s (attempt %d of %d)",
+                        operation,
+                        self.service,
+                        error.code,
+                        throttling_hint(error),
+                        delay,
+                        attempt,
+                        self.retry_policy.max_attempts,
+                    )
+                else:
+                    logger.info(
+                        "%s: attempt %d failed (%s); retrying in %.2f s", operation, attempt, error, delay
+                    )
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            # Ours when the timer fired and no other cancellation is pending (uncancel: Python 3.11+).
+            uncancel: Callable[[], int] | None = getattr(task, "uncancel", None)
+            if expired and (uncancel is None or uncancel() == 0):
+                raise DeadlineExceededError(
+                    operation=operation, deadline=budget, attempts=sent, last_error=last_error
+                ) from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import httpx
@@ -17,11 +18,14 @@ from .._credentials import (
 )
 from .._errors import ConfigurationError, NoCredentialsError, PartialCredentialsError
 from .._refresh import RefreshSettings
-from ._common import logger
 from ._container import ContainerCredentialProvider
 from ._imds import InstanceMetadataCredentialProvider
 from ._profile import ProfileCredentialProvider
 from ._web_identity import WebIdentityCredentialProvider
+
+__all__ = ["ChainCredentialProvider", "default_credential_provider"]
+
+logger = logging.getLogger(__name__)
 
 
 class ChainCredentialProvider:
@@ -112,17 +116,33 @@ def default_credential_provider(
     the chain. Passing ``profile`` skips the environment keys, as
     ``boto3.Session(profile_name=...)`` does.
     """
+    for name, value in (
+        ("aws_access_key_id", access_key_id),
+        ("aws_secret_access_key", secret_access_key),
+        ("aws_session_token", session_token),
+    ):
+        if value is not None and not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            # Type and length only: the value may be a secret (or a secret passed in the wrong place).
+            raise ConfigurationError(
+                f"{name} must be a str or None; got {type(value).__name__} (length {len(str(value))})"
+            )
     if credentials is not None:
         if access_key_id or secret_access_key or session_token:
-            raise ConfigurationError("pass credentials or access keys, not both")
-        return as_provider(credentials)
+            raise ConfigurationError(
+                "pass credentials or aws_access_key_id/aws_secret_access_key/aws_session_token, not both"
+            )
+        try:
+            return as_provider(credentials)
+        except TypeError as exc:
+            raise ConfigurationError(f"credentials: {exc}") from None
     if access_key_id or secret_access_key or session_token:
         if not access_key_id:
-            raise PartialCredentialsError(
-                "a secret access key or session token without an access key id", source="arguments"
-            )
+            given = "aws_secret_access_key" if secret_access_key else "aws_session_token"
+            raise PartialCredentialsError(f"{given} is set but aws_access_key_id is not", source="arguments")
         if not secret_access_key:
-            raise PartialCredentialsError("an access key id without a secret access key", source="arguments")
+            raise PartialCredentialsError(
+                "aws_access_key_id is set but aws_secret_access_key is not", source="arguments"
+            )
         return StaticCredentialProvider(access_key_id, secret_access_key, session_token, source="arguments")
     providers: list[CredentialProvider] = []
     if profile is None:

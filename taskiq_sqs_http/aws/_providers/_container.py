@@ -10,9 +10,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._credentials import Credentials
+from .._environ import environ_of
 from .._errors import CredentialSourceError, NoCredentialsError
 from .._refresh import RefreshableCredentialProvider, RefreshSettings
-from ._common import client_for, effective_environ, parse_credentials_json, transport_problem
+from ._common import client_for, parse_credentials_json, transport_problem
+
+__all__ = ["ContainerCredentialProvider", "container_full_uri_allowed"]
 
 _ECS_HOST = "http://169.254.170.2"
 _CONTAINER_ALLOWED_HOSTS = frozenset({"localhost", "169.254.170.2", "169.254.170.23", "fd00:ec2::23"})
@@ -41,7 +44,7 @@ def container_full_uri_allowed(url: str) -> bool:
         return False
 
 
-class ContainerCredentialProvider:
+class ContainerCredentialProvider(RefreshableCredentialProvider):
     """The container credentials endpoint: ECS task roles, EKS Pod Identity, Lambda SnapStart.
 
     The authorization token file is read on every fetch: EKS Pod Identity rotates it, and a token
@@ -63,13 +66,11 @@ class ContainerCredentialProvider:
         self._timeout = timeout
         self._attempts = attempts
         self._retry_delay = retry_delay
-        self._refresher = RefreshableCredentialProvider(
-            self.fetch, description="credentials from container endpoint", settings=refresh
-        )
+        super().__init__(description="credentials from container endpoint", settings=refresh)
 
     def url(self) -> str | None:
         """The endpoint URL, None when not configured; a refused FULL_URI is an error."""
-        env = effective_environ(self._environ)
+        env = environ_of(self._environ)
         relative = env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "").strip()
         if relative:
             return _ECS_HOST + (relative if relative.startswith("/") else "/" + relative)
@@ -85,7 +86,7 @@ class ContainerCredentialProvider:
         return full
 
     def _authorization(self) -> str | None:
-        env = effective_environ(self._environ)
+        env = environ_of(self._environ)
         token_file = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "").strip()
         if token_file:
             try:
@@ -141,18 +142,6 @@ class ContainerCredentialProvider:
                     problem = exc.detail
                     continue
         raise CredentialSourceError(f"{problem} (after {attempts} attempts)", source=source)
-
-    async def get_credentials(self) -> Credentials:
-        return await self._refresher.get_credentials()
-
-    def invalidate(self) -> None:
-        self._refresher.invalidate()
-
-    def describe(self) -> str:
-        return "credentials from container endpoint"
-
-    async def aclose(self) -> None:
-        await self._refresher.aclose()
 
     def __repr__(self) -> str:
         return "ContainerCredentialProvider()"

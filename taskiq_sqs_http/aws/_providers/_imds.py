@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import httpx
 
 from .._credentials import Credentials
-from .._errors import ConfigurationError, CredentialsError, CredentialSourceError, NoCredentialsError
+from .._environ import env_flag, env_float, env_int, environ_of
+from .._errors import CredentialsError, CredentialSourceError, NoCredentialsError
 from .._refresh import RefreshableCredentialProvider, RefreshSettings
-from ._common import client_for, effective_environ, logger, parse_credentials_json, transport_problem
+from ._common import client_for, parse_credentials_json, transport_problem
 
-_TRUE = ("true", "1", "yes", "on")
+__all__ = ["InstanceMetadataCredentialProvider"]
 
-
-def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} is {raw!r}; expected a number of seconds") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} is {raw!r}; expected a positive number")
-    return value
-
-
-def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} is {raw!r}; expected a whole number") from None
-    if value < 1:
-        raise ConfigurationError(f"{name} is {raw!r}; expected at least 1")
-    return value
-
+logger = logging.getLogger(__name__)
 
 _IMDS_DEFAULT = "http://169.254.169.254"
 _IMDS_IPV6 = "http://[fd00:ec2::254]"
@@ -52,7 +30,12 @@ class _NoMetadata(Exception):
     role."""
 
 
-class InstanceMetadataCredentialProvider:
+class _SessionToken(NamedTuple):
+    value: str
+    renew_at: datetime
+
+
+class InstanceMetadataCredentialProvider(RefreshableCredentialProvider):
     """EC2 instance metadata, IMDSv2 (session token first), falling back to v1 when the PUT is
     refused.
 
@@ -77,20 +60,19 @@ class InstanceMetadataCredentialProvider:
         self._timeout = timeout
         self._attempts = attempts
         self._token_ttl = token_ttl
-        self._token: tuple[str, datetime] | None = None
-        self._settings = refresh or RefreshSettings()
-        self._refresher = RefreshableCredentialProvider(
+        self._token: _SessionToken | None = None
+        super().__init__(
             self._fetch_with_fallback,
             description="credentials from instance metadata",
-            settings=self._settings,
+            settings=refresh,
             extend_stale=True,
         )
 
     def disabled(self) -> bool:
-        return effective_environ(self._environ).get("AWS_EC2_METADATA_DISABLED", "").strip().lower() in _TRUE
+        return env_flag(environ_of(self._environ), "AWS_EC2_METADATA_DISABLED")
 
     def base_url(self) -> str:
-        env = effective_environ(self._environ)
+        env = environ_of(self._environ)
         explicit = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", "").strip()
         if explicit:
             return explicit.rstrip("/")
@@ -98,7 +80,7 @@ class InstanceMetadataCredentialProvider:
         return _IMDS_IPV6 if mode == "ipv6" else _IMDS_DEFAULT
 
     async def _fetch_with_fallback(self) -> Credentials:
-        previous = self._refresher.current
+        previous = self.current
         try:
             return await self.fetch()
         except CredentialsError as exc:
@@ -112,9 +94,9 @@ class InstanceMetadataCredentialProvider:
         source = "instance metadata"
         if self.disabled():
             raise NoCredentialsError(["instance metadata (disabled by AWS_EC2_METADATA_DISABLED)"])
-        env = effective_environ(self._environ)
-        timeout = self._timeout or _float_env(env, "AWS_METADATA_SERVICE_TIMEOUT", 1.0)
-        attempts = self._attempts or _int_env(env, "AWS_METADATA_SERVICE_NUM_ATTEMPTS", 1)
+        env = environ_of(self._environ)
+        timeout = self._timeout or env_float(env, "AWS_METADATA_SERVICE_TIMEOUT", 1.0)
+        attempts = self._attempts or env_int(env, "AWS_METADATA_SERVICE_NUM_ATTEMPTS", 1)
         base = self.base_url()
         last: Exception = _NoMetadata("no attempt made")
         async with client_for(self._http_client, timeout=timeout, trust_env=False) as client:
@@ -134,8 +116,8 @@ class InstanceMetadataCredentialProvider:
 
     async def _session_token(self, client: httpx.AsyncClient, base: str, timeout: float) -> str | None:
         now = self._settings.now()
-        if self._token is not None and self._token[1] > now:
-            return self._token[0]
+        if self._token is not None and self._token.renew_at > now:
+            return self._token.value
         try:
             response = await client.put(
                 base + _IMDS_TOKEN_PATH,
@@ -151,8 +133,8 @@ class InstanceMetadataCredentialProvider:
         if response.status_code == 200 and response.text.strip():
             # Renew a minute early so a token never expires between our check and IMDS's.
             lifetime = timedelta(seconds=max(self._token_ttl - 60, 1))
-            self._token = (response.text.strip(), now + lifetime)
-            return self._token[0]
+            self._token = _SessionToken(response.text.strip(), now + lifetime)
+            return self._token.value
         if response.status_code in (403, 404, 405):
             return self._v1_or_fail(f"the token request got HTTP {response.status_code}")
         raise CredentialSourceError(
@@ -160,7 +142,7 @@ class InstanceMetadataCredentialProvider:
         )
 
     def _v1_or_fail(self, why: str) -> None:
-        if effective_environ(self._environ).get("AWS_EC2_METADATA_V1_DISABLED", "").strip().lower() in _TRUE:
+        if env_flag(environ_of(self._environ), "AWS_EC2_METADATA_V1_DISABLED"):
             raise CredentialSourceError(
                 f"{why} and IMDSv1 is disabled (AWS_EC2_METADATA_V1_DISABLED)",
                 source="instance metadata",
@@ -186,18 +168,6 @@ class InstanceMetadataCredentialProvider:
                 )
             return response.text
         raise CredentialSourceError("IMDS rejected a fresh session token", source="instance metadata")
-
-    async def get_credentials(self) -> Credentials:
-        return await self._refresher.get_credentials()
-
-    def invalidate(self) -> None:
-        self._refresher.invalidate()
-
-    def describe(self) -> str:
-        return "credentials from instance metadata"
-
-    async def aclose(self) -> None:
-        await self._refresher.aclose()
 
     def __repr__(self) -> str:
         return "InstanceMetadataCredentialProvider()"

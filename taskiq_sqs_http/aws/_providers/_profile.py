@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
-from .._credentials import Credentials
+from .._credentials import Credentials, parse_expiration
 from .._errors import (
     CredentialSourceError,
     NoCredentialsError,
@@ -21,8 +21,10 @@ from .._errors import (
 )
 from .._profiles import Profile, load_profile
 from .._refresh import RefreshableCredentialProvider, RefreshSettings
-from ._common import parse_expiration, require_str
+from ._common import require_str
 from ._web_identity import WebIdentityCredentialProvider
+
+__all__ = ["ProfileCredentialProvider", "run_credential_process"]
 
 
 def _static_from_section(section: Mapping[str, str], *, source: str) -> Credentials | None:
@@ -40,7 +42,7 @@ def _static_from_section(section: Mapping[str, str], *, source: str) -> Credenti
     return Credentials(key, secret, token, source=source)
 
 
-class ProfileCredentialProvider:
+class ProfileCredentialProvider(RefreshableCredentialProvider):
     """A profile of the shared files: static keys, or ``credential_process``.
 
     Order within the profile follows botocore: credentials file keys, then ``credential_process``,
@@ -64,9 +66,7 @@ class ProfileCredentialProvider:
         self._refresh_settings = refresh
         self._process_timeout = process_timeout
         self._source = "shared files"
-        self._refresher = RefreshableCredentialProvider(
-            self.fetch, description="credentials from profile", settings=refresh
-        )
+        super().__init__(description="credentials from profile", settings=refresh)
 
     def load_profile(self) -> Profile:
         return load_profile(self._profile, environ=self._environ)
@@ -138,17 +138,8 @@ class ProfileCredentialProvider:
                 hint="assume the role outside the process (e.g. credential_process) or use web identity",
             )
 
-    async def get_credentials(self) -> Credentials:
-        return await self._refresher.get_credentials()
-
-    def invalidate(self) -> None:
-        self._refresher.invalidate()
-
     def describe(self) -> str:
         return f"credentials from {self._source}"
-
-    async def aclose(self) -> None:
-        await self._refresher.aclose()
 
     def __repr__(self) -> str:
         return f"ProfileCredentialProvider(profile={self._profile!r})"

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from typing import NamedTuple
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 import httpx
 
-from .._credentials import Credentials
+from .._credentials import Credentials, parse_expiration
 from .._endpoints import resolve_endpoint, resolve_region
+from .._environ import environ_of
 from .._errors import CredentialSourceError, NoCredentialsError, PartialCredentialsError
 from .._profiles import Profile, load_profile
 from .._refresh import RefreshableCredentialProvider, RefreshSettings
-from ._common import client_for, effective_environ, parse_expiration, transport_problem
+from ._common import client_for, transport_problem
+
+__all__ = ["WebIdentityConfig", "WebIdentityCredentialProvider"]
 
 _WEB_IDENTITY_LOOKED_IN = (
     "web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, or profile web_identity_token_file)"
@@ -23,6 +27,19 @@ _WEB_IDENTITY_LOOKED_IN = (
 _STS_RETRYABLE_CODES = frozenset(
     {"IDPCommunicationError", "Throttling", "ThrottlingException", "RequestLimitExceeded"}
 )
+
+
+class WebIdentityConfig(NamedTuple):
+    """What an AssumeRoleWithWebIdentity call needs, wherever each piece was configured."""
+
+    role_arn: str
+    token_file: str
+    session_name: str
+
+
+class _STSError(NamedTuple):
+    code: str
+    message: str
 
 
 def _local(tag: str) -> str:
@@ -43,7 +60,7 @@ def _child_text(parent: ElementTree.Element, name: str) -> str | None:
     return None
 
 
-class WebIdentityCredentialProvider:
+class WebIdentityCredentialProvider(RefreshableCredentialProvider):
     """``AssumeRoleWithWebIdentity`` at STS, for EKS IRSA and other OIDC federations.
 
     The call is unsigned (the token is the proof), so no credentials are needed to get credentials.
@@ -79,13 +96,11 @@ class WebIdentityCredentialProvider:
         self._timeout = timeout
         self._attempts = max(1, attempts)
         self._retry_delay = retry_delay
-        self._refresher = RefreshableCredentialProvider(
-            self.fetch, description="credentials from web identity", settings=refresh
-        )
+        super().__init__(description="credentials from web identity", settings=refresh)
 
-    def settings(self) -> tuple[str, str, str] | None:
-        """(role ARN, token file, session name), or None when web identity is not configured."""
-        env = effective_environ(self._environ)
+    def configuration(self) -> WebIdentityConfig | None:
+        """Role ARN, token file and session name; None when web identity is not configured."""
+        env = environ_of(self._environ)
         profile: Profile | None = None
 
         def setting(explicit: str | None, env_var: str, key: str) -> str | None:
@@ -112,7 +127,7 @@ class WebIdentityCredentialProvider:
             setting(self._session_name, "AWS_ROLE_SESSION_NAME", "role_session_name")
             or f"taskiq-sqs-http-{int(time.time())}"
         )
-        return role_arn, token_file, session_name
+        return WebIdentityConfig(role_arn, token_file, session_name)
 
     def _sts_url(self) -> str:
         profile = load_profile(self._profile, environ=self._environ)
@@ -126,7 +141,7 @@ class WebIdentityCredentialProvider:
     async def fetch(self) -> Credentials:
         """One uncached exchange with STS."""
         source = "web identity"
-        configured = self.settings()
+        configured = self.configuration()
         if configured is None:
             raise NoCredentialsError([_WEB_IDENTITY_LOOKED_IN])
         role_arn, token_file, session_name = configured
@@ -176,18 +191,6 @@ class WebIdentityCredentialProvider:
             raise CredentialSourceError(f"token file {path} is empty", source="web identity")
         return token
 
-    async def get_credentials(self) -> Credentials:
-        return await self._refresher.get_credentials()
-
-    def invalidate(self) -> None:
-        self._refresher.invalidate()
-
-    def describe(self) -> str:
-        return "credentials from web identity"
-
-    async def aclose(self) -> None:
-        await self._refresher.aclose()
-
     def __repr__(self) -> str:
         return f"WebIdentityCredentialProvider(role_arn={self._role_arn!r})"
 
@@ -209,12 +212,12 @@ def _parse_sts_credentials(body: bytes, *, source: str) -> Credentials:
     return Credentials(key, secret, token, expiration=expiration, source=source)
 
 
-def _parse_sts_error(body: bytes) -> tuple[str, str]:
+def _parse_sts_error(body: bytes) -> _STSError:
     try:
         root = ElementTree.fromstring(body)  # noqa: S314 - STS response; etree does not expand entities
     except ElementTree.ParseError:
-        return "", ""
+        return _STSError("", "")
     error = _find(root, "Error")
     if error is None:
-        return "", ""
-    return _child_text(error, "Code") or "", (_child_text(error, "Message") or "")[:300]
+        return _STSError("", "")
+    return _STSError(_child_text(error, "Code") or "", (_child_text(error, "Message") or "")[:300])

@@ -3,6 +3,10 @@
 Keys are percent-encoded once, by us, and that exact string is both sent and signed; httpx would otherwise
 re-interpret it. Keys with ``.`` or ``..`` segments are refused (see `encode_s3_key`) because httpx removes
 those segments and the object would silently be written under another key.
+
+User metadata travels in ``x-amz-meta-*`` headers, which carry ASCII only: names and values that are not
+printable ASCII are refused before sending, naming the key (encode such values yourself, e.g. base64 or
+RFC 2047, if you need them). Surrounding whitespace is trimmed, as SigV4 trims it when signing.
 """
 
 from __future__ import annotations
@@ -12,13 +16,17 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+import httpx
+
+from .._credentials import CredentialsLike
 from .._errors import ConfigurationError, MalformedResponseError, ServiceError, parse_s3_error
-from .._http import RawResponse
-from .._service import ServiceClient
+from .._http import HTTPSession, RawResponse, Timeouts
+from .._retry import RetryPolicy, RetryQuota
+from .._service import ServiceClient, check_type
 from .._sigv4 import encode_s3_key
 
 __all__ = [
@@ -48,6 +56,14 @@ class ServerSideEncryption:
                 f"server-side encryption algorithm is {self.algorithm!r}; allowed values are "
                 "'AES256', 'aws:kms', 'aws:kms:dsse'"
             )
+        if self.kms_key_id is not None:
+            key_id = self.kms_key_id.strip()
+            if not key_id.isascii() or not key_id.isprintable():
+                raise ConfigurationError(
+                    f"kms_key_id is {self.kms_key_id!r}; expected a KMS key id, alias or ARN "
+                    "(printable ASCII)"
+                )
+            object.__setattr__(self, "kms_key_id", key_id or None)
         if self.kms_key_id and self.algorithm == "AES256":
             raise ConfigurationError("kms_key_id is set but the algorithm is 'AES256'; use 'aws:kms'")
 
@@ -84,29 +100,99 @@ def _metadata(headers: Mapping[str, str]) -> dict[str, str]:
     return {k[len(_META_PREFIX) :]: v for k, v in headers.items() if k.startswith(_META_PREFIX)}
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _metadata_headers(metadata: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``x-amz-meta-*`` headers, trimmed; a clear error naming the key for anything HTTP cannot carry."""
+    out: list[tuple[str, str]] = []
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not _TOKEN.match(key):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigurationError(
+                f"metadata key {key!r} is not allowed; keys must be non-empty ASCII letters, digits and "
+                "'-' (an HTTP header name)"
+            )
+        if not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigurationError(
+                f"metadata value of key {key!r} is a {type(value).__name__}; expected a str"
+            )
+        trimmed = value.strip()
+        if not trimmed.isascii() or not trimmed.isprintable():
+            raise ConfigurationError(
+                f"metadata value of key {key!r} contains non-ASCII or control characters; S3 user "
+                "metadata travels in HTTP headers, which carry printable ASCII only (encode the value, "
+                "e.g. base64 or RFC 2047, before passing it)"
+            )
+        out.append((_META_PREFIX + key.lower(), trimmed))
+    return out
+
+
+class _Address(NamedTuple):
+    """Where a request goes: the URL, and the Host header sent and signed with it."""
+
+    url: str
+    host: str
+
+
 class S3Client(ServiceClient):
     """Async S3 client. Path-style addressing for custom endpoints, virtual-hosted for AWS."""
 
     service = "s3"
 
-    def __init__(self, *, force_path_style: bool | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        credentials: CredentialsLike | None = None,
+        session: HTTPSession | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeouts: Timeouts | None = None,
+        retry_policy: RetryPolicy | None = None,
+        retry_quota: RetryQuota | None = None,
+        verify: bool = True,
+        environ: Mapping[str, str] | None = None,
+        force_path_style: bool | None = None,
+    ) -> None:
+        """As `SQSClient`, plus ``force_path_style``: True for ``endpoint/bucket/key`` URLs, False for
+        ``bucket.endpoint/key``; by default path style for custom endpoints, virtual-hosted for AWS."""
+        check_type("force_path_style", force_path_style, bool)
+        super().__init__(
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            credentials=credentials,
+            session=session,
+            http_client=http_client,
+            transport=transport,
+            timeouts=timeouts,
+            retry_policy=retry_policy,
+            retry_quota=retry_quota,
+            verify=verify,
+            environ=environ,
+        )
         self._path_style = (
             force_path_style if force_path_style is not None else self._endpoint.source != "default"
         )
 
     # -- addressing -------------------------------------------------------------------------------
-    def _url(self, bucket: str, key: str | None = None, query: str = "") -> tuple[str, str]:
-        """(url, host) for a bucket or an object; the host is sent and signed as given."""
+    def _url(self, bucket: str, key: str | None = None, query: str = "") -> _Address:
+        """The address of a bucket or an object; the host is sent and signed as given."""
         if not bucket or "/" in bucket:
             raise ConfigurationError(f"bucket name is {bucket!r}; it must be non-empty without '/'")
         path = "/" + encode_s3_key(key) if key is not None else ""
         suffix = f"?{query}" if query else ""
         if self._path_style or not _DNS_BUCKET.match(bucket):
             base = f"{self._endpoint_scheme}://{self._endpoint_netloc}{self._endpoint_path}"
-            return f"{base}/{bucket}{path}{suffix}", self._endpoint_netloc
+            return _Address(f"{base}/{bucket}{path}{suffix}", self._endpoint_netloc)
         host = f"{bucket}.{self._endpoint_netloc}"
-        return f"{self._endpoint_scheme}://{host}{self._endpoint_path}{path or '/'}{suffix}", host
+        return _Address(f"{self._endpoint_scheme}://{host}{self._endpoint_path}{path or '/'}{suffix}", host)
 
     async def _s3(
         self,
@@ -163,9 +249,14 @@ class S3Client(ServiceClient):
         """Store ``body``; returns the ETag."""
         headers: list[tuple[str, str]] = []
         if content_type:
+            content_type = content_type.strip()
+            if not content_type.isascii() or not content_type.isprintable():
+                raise ConfigurationError(
+                    f"content_type is {content_type!r}; expected printable ASCII such as 'application/json'"
+                )
             headers.append(("content-type", content_type))
         if metadata:
-            headers.extend((_META_PREFIX + k.lower(), v) for k, v in metadata.items())
+            headers.extend(_metadata_headers(metadata))
         if encryption is not None:
             headers.extend(encryption.headers())
         response = await self._s3("PUT", bucket, key, operation="PutObject", body=body, headers=headers)

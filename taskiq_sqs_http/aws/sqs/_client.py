@@ -36,14 +36,28 @@ from ._wire import (
     malformed,
 )
 
-__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "MAX_DELAY_SECONDS", "SQSClient"]
+__all__ = [
+    "LONG_POLL_READ_MARGIN",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_ENTRIES",
+    "MAX_DELAY_SECONDS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_VISIBILITY_TIMEOUT",
+    "MAX_WAIT_TIME_SECONDS",
+    "SQSClient",
+]
 
+# SQS's limits, as the service enforces them.
 MAX_BATCH_ENTRIES = 10
+# One message: body plus message attributes (names, types and values).
+MAX_MESSAGE_BYTES = 1_048_576
+# One SendMessageBatch request: the sum of its messages' sizes, whatever their number.
 MAX_BATCH_BYTES = 1_048_576
 MAX_DELAY_SECONDS = 900
 MAX_WAIT_TIME_SECONDS = 20
 MAX_VISIBILITY_TIMEOUT = 43_200
-# Seconds added to WaitTimeSeconds for the read timeout of a long poll, so the server always answers first.
+# Seconds added to WaitTimeSeconds for the read timeout and the deadline of a long poll, so the server
+# always answers first.
 LONG_POLL_READ_MARGIN = 10.0
 
 _CONTENT_TYPE = ("content-type", "application/x-amz-json-1.0")
@@ -74,6 +88,7 @@ class SQSClient(ServiceClient):
         *,
         read_timeout: float | None = None,
         long_poll: bool = False,
+        extra_deadline: float = 0.0,
     ) -> JSON:
         headers = [
             ("host", self._endpoint_netloc),
@@ -90,6 +105,7 @@ class SQSClient(ServiceClient):
             parse_error=parse_sqs_error,
             read_timeout=read_timeout,
             long_poll=long_poll,
+            extra_deadline=extra_deadline,
         )
         if not response.body:
             return {}
@@ -215,16 +231,24 @@ class SQSClient(ServiceClient):
             "MessageAttributeNames": list(message_attribute_names),
         }
         read_timeout: float | None = None
+        extra_deadline = 0.0
         if wait_time_seconds is not None:
             _check_range("wait_time_seconds", wait_time_seconds, 0, MAX_WAIT_TIME_SECONDS)
             payload["WaitTimeSeconds"] = wait_time_seconds
-            read_timeout = max(self._session.timeouts.read, wait_time_seconds + LONG_POLL_READ_MARGIN)
+            extra_deadline = wait_time_seconds + LONG_POLL_READ_MARGIN
+            read_timeout = max(self._session.timeouts.read, extra_deadline)
         if visibility_timeout is not None:
             _check_range("visibility_timeout", visibility_timeout, 0, MAX_VISIBILITY_TIMEOUT)
             payload["VisibilityTimeout"] = visibility_timeout
         if receive_request_attempt_id is not None:
             payload["ReceiveRequestAttemptId"] = receive_request_attempt_id
-        data = await self._call("ReceiveMessage", payload, read_timeout=read_timeout, long_poll=True)
+        data = await self._call(
+            "ReceiveMessage",
+            payload,
+            read_timeout=read_timeout,
+            long_poll=True,
+            extra_deadline=extra_deadline,
+        )
         return decode_messages(data, "ReceiveMessage", 200)
 
     async def delete_message(self, queue_url: str, receipt_handle: str) -> None:

@@ -28,15 +28,15 @@ from taskiq_sqs_http.aws._errors import (
     ProfileNotFoundError,
     UnsupportedCredentialSourceError,
 )
-from taskiq_sqs_http.aws._providers import (
+from taskiq_sqs_http.aws import (
     ContainerCredentialProvider,
     InstanceMetadataCredentialProvider,
     ProfileCredentialProvider,
+    RefreshSettings,
     WebIdentityCredentialProvider,
-    container_full_uri_allowed,
-    parse_expiration,
 )
-from taskiq_sqs_http.aws._refresh import RefreshSettings
+from taskiq_sqs_http.aws._credentials import parse_expiration
+from taskiq_sqs_http.aws._providers._container import container_full_uri_allowed
 
 KEY = "ASIAEXAMPLEKEYID0001"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE"

@@ -9,7 +9,6 @@ import pytest
 from taskiq_sqs_http.aws._endpoints import (
     DEFAULT_REGION,
     Resolved,
-    describe_configuration,
     resolve_endpoint,
     resolve_region,
 )
@@ -167,15 +166,3 @@ def test_old_positional_signatures_still_work() -> None:
     env = {"AWS_ENDPOINT_URL": "http://x:1"}
     assert resolve_endpoint("sqs", "eu-west-1", None, env).value == "http://x:1"
     assert resolve_endpoint("sqs", "eu-west-1", None, environ={}).source == "default"
-
-
-def test_describe_configuration_line() -> None:
-    line = describe_configuration("credentials from container endpoint", Resolved("eu-west-1", "AWS_REGION"))
-    assert line == "credentials from container endpoint, region eu-west-1 from AWS_REGION"
-    line = describe_configuration(
-        "credentials from environment",
-        Resolved("eu-west-1", "AWS_REGION"),
-        Resolved("http://localhost:4566", "AWS_ENDPOINT_URL"),
-        service="sqs",
-    )
-    assert line.endswith("sqs endpoint http://localhost:4566 from AWS_ENDPOINT_URL")

@@ -16,7 +16,8 @@ from taskiq_sqs_http.aws import (
     HTTPSession,
     RetryPolicy,
     SQSClient,
-    TimeoutError,
+    RequestTimeoutError,
+    SessionClosedError,
     Timeouts,
     TransportError,
 )
@@ -74,9 +75,10 @@ async def test_http_session_round_trip_on_each_backend(
         writer.close()
 
     url = await server(handler)
-    http = HTTPSession(backend=backend)  # type: ignore[arg-type]
-    async with SQSClient(endpoint_url=url, credentials=Credentials("a", "b"), session=http) as sqs:
-        assert await sqs.get_queue_url("q") == "http://q"
+    async with HTTPSession(backend=backend) as http:  # type: ignore[arg-type]
+        async with SQSClient(endpoint_url=url, credentials=Credentials("a", "b"), session=http) as sqs:
+            assert await sqs.get_queue_url("q") == "http://q"
+        assert not http.closed  # borrowed: the client leaves it to its owner
     assert http.closed
     request_line, headers, body = seen[0]
     assert request_line == "POST / HTTP/1.1"
@@ -87,7 +89,7 @@ async def test_http_session_round_trip_on_each_backend(
 
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
 async def test_http_session_read_timeout(server: Callable[[Handler], Awaitable[str]], backend: str) -> None:
-    """A server slower than the read timeout gives our TimeoutError."""
+    """A server slower than the read timeout gives our RequestTimeoutError."""
     release = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -99,7 +101,7 @@ async def test_http_session_read_timeout(server: Callable[[Handler], Awaitable[s
     timeouts = Timeouts(connect=1, read=0.2)
     try:
         async with HTTPSession(backend=backend, timeouts=timeouts) as http:  # type: ignore[arg-type]
-            with pytest.raises(TimeoutError):
+            with pytest.raises(RequestTimeoutError):
                 await http.send("GET", url + "/", [], b"", operation="Probe")
     finally:
         release.set()
@@ -156,17 +158,46 @@ async def test_http_session_borrowed_client_is_not_closed() -> None:
         assert not user_client.is_closed
 
 
-async def test_http_session_shared_pool_closes_with_last_client() -> None:
-    """Two clients on one session: the pool closes when the last one closes."""
-    http = HTTPSession(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+async def test_clients_never_close_a_session_they_were_given() -> None:
+    """Whoever opens a session closes it: clients only borrow one passed to them."""
+    http = HTTPSession(transport=httpx.MockTransport(lambda r: httpx.Response(200, content=b"{}")))
     a = SQSClient(endpoint_url="http://x", credentials=Credentials("a", "b"), session=http)
     b = SQSClient(endpoint_url="http://x", credentials=Credentials("a", "b"), session=http)
     await a.aclose()
-    assert not http.closed
     await b.aclose()
+    assert not http.closed
+    async with SQSClient(endpoint_url="http://x", credentials=Credentials("a", "b"), session=http) as c:
+        await c.delete_queue("http://x/q")
+    assert not http.closed
+    await http.aclose()
     assert http.closed
-    with pytest.raises(TransportError, match="closed"):
+
+
+async def test_a_client_closes_the_session_it_opened() -> None:
+    sqs = SQSClient(
+        endpoint_url="http://x",
+        credentials=Credentials("a", "b"),
+        transport=httpx.MockTransport(lambda r: httpx.Response(200)),
+    )
+    await sqs.aclose()
+    assert sqs.session.closed
+
+
+async def test_a_closed_session_is_a_clear_error_to_use_or_build_on() -> None:
+    """Sending through, or building a client on, a closed session: SessionClosedError, never retried."""
+    calls: list[httpx.Request] = []
+    http = HTTPSession(transport=httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(200)))
+    sqs = SQSClient(endpoint_url="http://x", credentials=Credentials("a", "b"), session=http)
+    await http.aclose()
+    with pytest.raises(SessionClosedError, match="DeleteQueue: the HTTPSession is closed"):
+        await sqs.delete_queue("http://x/q")
+    with pytest.raises(SessionClosedError, match="Probe"):
         await http.send("GET", "http://x/", [], b"", operation="Probe")
+    with pytest.raises(SessionClosedError, match="closed"):
+        SQSClient(endpoint_url="http://x", credentials=Credentials("a", "b"), session=http)
+    assert isinstance(SessionClosedError("x"), ConfigurationError)
+    assert calls == []
+    await sqs.aclose()
 
 
 def test_http_session_rejects_conflicting_options() -> None:

@@ -17,7 +17,7 @@ from taskiq_sqs_http.aws import (
     S3Error,
     ServiceError,
     SQSError,
-    TimeoutError,
+    RequestTimeoutError,
 )
 from taskiq_sqs_http.aws._errors import parse_s3_error, parse_sqs_error
 
@@ -40,7 +40,7 @@ def service_error(code: str, status: int = 400) -> ServiceError:
         service_error("Whatever", 504),
         service_error("Whatever", 429),
         ConnectError("x"),
-        TimeoutError("x"),
+        RequestTimeoutError("x"),
     ],
 )
 def test_retry_policy_retries_transient(error: Exception) -> None:
@@ -82,7 +82,7 @@ def test_retry_quota_spends_and_refills() -> None:
     """Retries spend tokens (timeouts more), successes refill, an empty bucket refuses."""
     quota = RetryQuota(capacity=12, retry_cost=5, timeout_cost=10)
     assert quota.acquire(service_error("Throttling")) == 5
-    assert quota.acquire(TimeoutError("x")) == 0  # 7 left, a timeout costs 10
+    assert quota.acquire(RequestTimeoutError("x")) == 0  # 7 left, a timeout costs 10
     assert quota.acquire(service_error("Throttling")) == 5
     assert quota.acquire(service_error("Throttling")) == 0
     quota.release(5)

@@ -25,7 +25,7 @@ from taskiq_sqs_http.aws import (
     ServiceError,
     SQSClient,
     SQSError,
-    TimeoutError,
+    RequestTimeoutError,
 )
 
 ENDPOINT = "https://sqs.eu-west-1.amazonaws.com"
@@ -303,7 +303,7 @@ async def test_sqs_does_not_retry_client_errors(router: respx.Router) -> None:
 
 @pytest.mark.parametrize(
     ("exc", "expected"),
-    [(httpx.ConnectError("refused"), ConnectError), (httpx.ReadTimeout("slow"), TimeoutError)],
+    [(httpx.ConnectError("refused"), ConnectError), (httpx.ReadTimeout("slow"), RequestTimeoutError)],
 )
 async def test_sqs_transport_errors_are_mapped(
     router: respx.Router, exc: Exception, expected: type[Exception]
