@@ -3,11 +3,17 @@
 Object layout: the result of a task is ``<base_path>/<task id>`` holding the serializer's bytes of
 ``TaskiqResult.model_dump(mode="json")`` (2.1.1's layout and bytes, so either library reads the other's
 results); progress is ``<base_path>/<task id>~progress``. See `_keys` for how odd task ids are encoded.
+
+Errors say which fix applies (see `_errors`): a missing bucket is configuration, rejected credentials are
+not a permission problem, and what S3 answers while unavailable is transient. A result that does not exist
+(yet) is the only "missing".
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -21,38 +27,94 @@ from ..aws import (
     AWSError,
     ConfigurationError,
     HTTPSession,
-    NoSuchKeyError,
     RetryPolicy,
     S3Client,
     S3Error,
     ServerSideEncryption,
+    StaticCredentialProvider,
     Timeouts,
     resolve_region,
 )
 from ..aws._credentials import CredentialsLike
-from ..exceptions import (
-    BrokerConfigError,
-    ResultAccessDeniedError,
-    ResultIsMissingError,
-    S3ResultBackendError,
-)
+from ..exceptions import BrokerConfigError, ResultIsMissingError, S3ResultBackendError
+from ._errors import S3Call, is_missing_key, map_error
 from ._keys import join_key, normalise_base_path, object_key_segment
 from ._keys import server_side_encryption as _sse
 
-__all__ = ["S3Backend"]
+__all__ = ["RESULT_RETRY_POLICY", "S3Backend"]
+
+logger = logging.getLogger("taskiq_sqs_http.result_backend")
 
 _ReturnType = TypeVar("_ReturnType")
 _PROGRESS_SUFFIX = "~progress"
-_MISSING_CODES = frozenset({"NoSuchKey", "404"})
+
+RESULT_RETRY_POLICY = RetryPolicy(max_attempts=5, base_delay=0.25, max_delay=4.0)
+"""A result that cannot be saved is lost (taskiq acks the message anyway), so results get five attempts,
+with waits of up to 0.25, 0.5, 1 and 2 s (full jitter; 1, 2, 4 and 4 s when S3 throttles) that outlast a
+brief S3 brownout."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ClientSettings:
+    """What this backend's S3 client is built from; secrets stay inside the credential provider."""
+
+    region_name: str | None
+    endpoint_url: str | None
+    credentials: CredentialsLike | None
+    retry_policy: RetryPolicy
+
+    def open(self, session: HTTPSession) -> S3Client:
+        return S3Client(
+            session=session,
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            credentials=self.credentials,
+            retry_policy=self.retry_policy,
+        )
+
+
+def _explicit_credentials(
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    session_token: str | None,
+    credentials: CredentialsLike | None,
+) -> CredentialsLike | None:
+    """Keys given as arguments, packed at once into a provider whose repr never shows the secret."""
+    given = {
+        "aws_access_key_id": access_key_id,
+        "aws_secret_access_key": secret_access_key,
+        "aws_session_token": session_token,
+    }
+    for name, value in given.items():
+        if value is not None and not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise BrokerConfigError(error=f"{name} must be a string, got {type(value).__name__}")
+    if not (access_key_id or secret_access_key or session_token):
+        return credentials
+    if credentials is not None:
+        raise BrokerConfigError(error="pass credentials or aws_access_key_id/aws_secret_access_key, not both")
+    if not access_key_id:
+        raise BrokerConfigError(
+            error="aws_secret_access_key or aws_session_token is set but aws_access_key_id is not"
+        )
+    if not secret_access_key:
+        raise BrokerConfigError(error="aws_access_key_id is set but aws_secret_access_key is not")
+    return StaticCredentialProvider(access_key_id, secret_access_key, session_token, source="arguments")
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise BrokerConfigError(error=f"{name} must be True or False, got {value!r}")
+    return value
 
 
 class S3Backend(AsyncResultBackend[_ReturnType]):
-    """Results in an existing S3 bucket.
+    """Results in an S3 bucket.
 
     Beyond 2.1.1: ``region_name`` defaults to the resolved region; ``aws_session_token``,
     ``credentials`` and ``http_client`` as on `SQSBroker`; ``keep_results=False`` deletes a result once
     it has been read; progress is stored; ``server_side_encryption`` (``"AES256"`` or ``"aws:kms"``)
-    and ``sse_kms_key_id`` encrypt what we write.
+    and ``sse_kms_key_id`` encrypt what we write; ``create_bucket=True`` creates the bucket at startup
+    when it is missing (2.1.1 never creates it, and neither do we by default).
     """
 
     def __init__(
@@ -73,8 +135,9 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         server_side_encryption: str | ServerSideEncryption | None = None,
         sse_kms_key_id: str | None = None,
         timeouts: Timeouts | None = None,
+        create_bucket: bool = False,
     ) -> None:
-        if not bucket_name or "/" in bucket_name:
+        if not isinstance(bucket_name, str) or not bucket_name or "/" in bucket_name:  # pyright: ignore[reportUnnecessaryIsInstance]
             raise BrokerConfigError(
                 error=f"bucket_name is {bucket_name!r}; it must be a non-empty bucket name without '/'"
             )
@@ -85,23 +148,25 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
             raise BrokerConfigError(error=str(exc)) from None
         self._bucket_name = bucket_name
         self._serializer = serializer or ORJSONSerializer()
-        self.keep_results = keep_results
+        self.keep_results = _check_bool("keep_results", keep_results)
+        self._create_bucket = _check_bool("create_bucket", create_bucket)
         self._region_name = region_name
-        self._client_options: dict[str, Any] = {
-            "region_name": region_name,
-            "endpoint_url": endpoint_url,
-            "aws_access_key_id": aws_access_key_id,
-            "aws_secret_access_key": aws_secret_access_key,
-            "aws_session_token": aws_session_token,
-            "credentials": credentials,
-            # A result that cannot be saved is lost (taskiq acks anyway), so results get more attempts.
-            "retry_policy": retry_policy or RetryPolicy(max_attempts=5),
-        }
+        self._settings = _ClientSettings(
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            credentials=_explicit_credentials(
+                aws_access_key_id, aws_secret_access_key, aws_session_token, credentials
+            ),
+            retry_policy=retry_policy or RESULT_RETRY_POLICY,
+        )
         self._timeouts = timeouts
-        self._shared_session: HTTPSession | None = None
         self._http_client = http_client
+        self._lent_session: HTTPSession | None = None
+        self._own_session: HTTPSession | None = None
         self._client: S3Client | None = None
         self._lock = asyncio.Lock()
+        # HEAD answers carry no error code, so a 404 is only "no such key" once the bucket is known to exist.
+        self._bucket_seen = False
 
     @property
     def bucket_name(self) -> str:
@@ -122,56 +187,111 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def startup(self) -> None:
-        await self._get_client()
-        await super().startup()
+        try:
+            client = await self._get_client()
+            if self._create_bucket:
+                await self._ensure_bucket(client)
+            await super().startup()
+        except BaseException:
+            await self._close()
+            raise
 
     async def shutdown(self) -> None:
         try:
             await super().shutdown()
         finally:
-            client, self._client = self._client, None
-            if client is not None:
-                await client.aclose()
+            await self._close()
 
     def use_session(self, session: HTTPSession) -> None:
-        """Share a broker's connection pool (SQSBroker calls this at startup when you gave us no client).
+        """Borrow a broker's connection pool (SQSBroker calls this at startup when you gave us no client).
 
-        One pool per process: the broker's SQS and S3 traffic and the results share connections.
+        One pool per process: the broker's SQS and S3 traffic and the results share connections. The pool
+        stays the lender's: the backend closes only its own client on it, never the pool.
         """
         if self._http_client is None and self._client is None:
-            self._shared_session = session
+            self._lent_session = session
 
     async def _get_client(self) -> S3Client:
         """One client per backend, created once (2.1.1 leaked one per call)."""
         if self._client is None:
             async with self._lock:
-                if (
-                    self._client is None
-                    and self._shared_session is not None
-                    and not self._shared_session.closed
-                ):
-                    self._client = S3Client(session=self._shared_session, **self._client_options)
                 if self._client is None:
-                    session = HTTPSession(http_client=self._http_client, timeouts=self._timeouts)
-                    try:
-                        self._client = S3Client(session=session, **self._client_options)
-                    except AWSError as exc:
-                        await session.aclose()
-                        raise S3ResultBackendError(code=str(exc)) from exc
-                    except BaseException:
-                        await session.aclose()
-                        raise
+                    self._client = await self._open_client()
         return self._client
+
+    async def _open_client(self) -> S3Client:
+        lent = self._lent_session
+        try:
+            if lent is not None and not lent.closed:
+                return self._settings.open(lent)
+            session = HTTPSession(http_client=self._http_client, timeouts=self._timeouts)
+        except AWSError as exc:
+            raise S3ResultBackendError(code=str(exc)) from exc
+        try:
+            client = self._settings.open(session)
+        except BaseException as exc:
+            await session.aclose()
+            if isinstance(exc, AWSError):
+                raise S3ResultBackendError(code=str(exc)) from exc
+            raise
+        self._own_session = session
+        return client
+
+    async def _close(self) -> None:
+        """Close our client, then the pool if we opened it; a borrowed pool is left to its owner."""
+        client, self._client = self._client, None
+        session, self._own_session = self._own_session, None
+        try:
+            if client is not None:
+                await client.aclose()
+        finally:
+            if session is not None:
+                await session.aclose()
+
+    async def _ensure_bucket(self, client: S3Client) -> None:
+        """``create_bucket=True``: create the bucket unless it exists (HeadBucket first, so an existing
+        bucket is never touched; in us-east-1 CreateBucket on one's own bucket succeeds and resets ACLs)."""
+        bucket = self._bucket_name
+        try:
+            await client.head_bucket(bucket)
+        except S3Error as exc:
+            if exc.status == 403:
+                logger.warning(
+                    "cannot tell whether result bucket %r exists (HeadBucket answered 403: no "
+                    "s3:ListBucket on it, wrong credentials, or another account's bucket); not creating it",
+                    bucket,
+                )
+                return
+            if exc.status != 404:
+                raise self._error(exc, self._call("HeadBucket", "", "s3:ListBucket")) from exc
+        except AWSError as exc:
+            raise self._error(exc, self._call("HeadBucket", "", "s3:ListBucket")) from exc
+        else:
+            self._bucket_seen = True
+            return
+        try:
+            await client.create_bucket(bucket)
+        except S3Error as exc:
+            if exc.code == "BucketAlreadyExists":
+                raise S3ResultBackendError(
+                    code=f"BucketAlreadyExists: bucket name {bucket!r} belongs to another AWS account "
+                    "(bucket names are global); choose another bucket_name"
+                ) from exc
+            if exc.code != "BucketAlreadyOwnedByYou":  # created meanwhile by another process of ours
+                raise self._error(exc, self._call("CreateBucket", "", "s3:CreateBucket")) from exc
+        except AWSError as exc:
+            raise self._error(exc, self._call("CreateBucket", "", "s3:CreateBucket")) from exc
+        else:
+            logger.info("created result bucket %r in %s", bucket, client.region)
+        self._bucket_seen = True
 
     # -- results --------------------------------------------------------------------------------------
     async def set_result(self, task_id: str, result: TaskiqResult[_ReturnType]) -> None:
-        await self._put(
-            "PutObject", self.result_key(task_id), self._serializer.dumpb(result.model_dump(mode="json"))
-        )
+        await self._put(self.result_key(task_id), self._serializer.dumpb(result.model_dump(mode="json")))
 
     async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[_ReturnType]:
         key = self.result_key(task_id)
-        data = await self._get(task_id, key)
+        data = await self._get(key)
         if data is None:
             raise ResultIsMissingError(task_id=task_id)
         result = TaskiqResult[_ReturnType].model_validate(self._serializer.loadb(data))
@@ -187,48 +307,50 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         try:
             await client.head_object(self._bucket_name, key)
         except S3Error as exc:
-            if exc.code in _MISSING_CODES or exc.status == 404:
+            # A HEAD answer has no body: 404 may mean the key or the bucket, 403 a permission or the
+            # credentials. A GET's body names the cause; it is needed until the bucket is known to exist.
+            if exc.status == 404 and self._bucket_seen:
                 return False
-            raise self._error(exc, "HeadObject", key, "s3:GetObject") from exc
+            if exc.status in (403, 404):
+                return await self._get(key) is not None
+            raise self._error(exc, self._call("HeadObject", key, "s3:GetObject")) from exc
         except AWSError as exc:
-            raise S3ResultBackendError(code=str(exc)) from exc
+            raise self._error(exc, self._call("HeadObject", key, "s3:GetObject")) from exc
+        self._bucket_seen = True
         return True
 
     # -- progress -------------------------------------------------------------------------------------
     async def set_progress(self, task_id: str, progress: TaskProgress[Any]) -> None:
-        await self._put(
-            "PutObject",
-            self.progress_key(task_id),
-            self._serializer.dumpb(progress.model_dump(mode="json")),
-        )
+        await self._put(self.progress_key(task_id), self._serializer.dumpb(progress.model_dump(mode="json")))
 
     async def get_progress(self, task_id: str) -> TaskProgress[Any] | None:
-        data = await self._get(task_id, self.progress_key(task_id))
+        data = await self._get(self.progress_key(task_id))
         if data is None:
             return None
         return TaskProgress[Any].model_validate(self._serializer.loadb(data))
 
     # -- S3 calls with error mapping ------------------------------------------------------------------
-    async def _put(self, operation: str, key: str, body: bytes) -> None:
+    async def _put(self, key: str, body: bytes) -> None:
         client = await self._get_client()
         try:
             await client.put_object(self._bucket_name, key, body, encryption=self._encryption)
         except AWSError as exc:
-            raise self._error(exc, operation, key, "s3:PutObject") from exc
+            raise self._error(exc, self._call("PutObject", key, "s3:PutObject")) from exc
+        self._bucket_seen = True
 
-    async def _get(self, task_id: str, key: str) -> bytes | None:
-        """The object's bytes, or None when it does not exist."""
+    async def _get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when the key does not exist (a missing bucket raises)."""
         client = await self._get_client()
         try:
             response = await client.get_object(self._bucket_name, key)
-        except NoSuchKeyError:
-            return None
         except S3Error as exc:
-            if exc.code in _MISSING_CODES or exc.status == 404:
+            if is_missing_key(exc):
+                self._bucket_seen = self._bucket_seen or exc.code == "NoSuchKey"
                 return None
-            raise self._error(exc, "GetObject", key, "s3:GetObject") from exc
+            raise self._error(exc, self._call("GetObject", key, "s3:GetObject")) from exc
         except AWSError as exc:
-            raise S3ResultBackendError(code=str(exc)) from exc
+            raise self._error(exc, self._call("GetObject", key, "s3:GetObject")) from exc
+        self._bucket_seen = True
         return response.body
 
     async def _delete(self, *keys: str) -> None:
@@ -236,13 +358,15 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         try:
             await client.delete_objects(self._bucket_name, list(keys))
         except AWSError as exc:
-            raise self._error(exc, "DeleteObjects", keys[0], "s3:DeleteObject") from exc
+            raise self._error(exc, self._call("DeleteObjects", keys[0], "s3:DeleteObject")) from exc
 
-    def _error(self, exc: AWSError, operation: str, key: str, permission: str) -> S3ResultBackendError:
-        if isinstance(exc, S3Error) and (exc.status == 403 or exc.code in ("403", "AccessDenied")):
-            return ResultAccessDeniedError(
-                operation=operation, bucket=self._bucket_name, key=key, permission=permission
-            )
-        if isinstance(exc, S3Error):
-            return S3ResultBackendError(code=f"{exc.code}: {exc.message}")
-        return S3ResultBackendError(code=str(exc))
+    def _call(self, operation: str, key: str, permission: str) -> S3Call:
+        return S3Call(operation, self._bucket_name, key, permission)
+
+    def _error(self, exc: AWSError, call: S3Call) -> S3ResultBackendError:
+        client = self._client
+        if client is None:  # only while closing; the client is set before any request
+            return map_error(exc, call, endpoint="the configured endpoint", source="configured credentials")
+        return map_error(
+            exc, call, endpoint=client.endpoint_url, source=client.credential_provider.describe()
+        )
