@@ -82,6 +82,8 @@ _CREDENTIAL_HINTS: dict[str, str] = {
     "ExpiredToken": "the session token has expired; renew the temporary credentials",
     "TokenRefreshRequired": "the session token has expired; renew the temporary credentials",
 }
+# S3 names the bucket's region in these answers (301 for a HEAD, which has no body).
+_WRONG_REGION_CODES = frozenset({"PermanentRedirect", "AuthorizationHeaderMalformed", "301"})
 # Only to classify errors: the classification of the client's own retry loop.
 _CLASSIFIER = RetryPolicy()
 
@@ -107,7 +109,9 @@ def is_missing_key(error: S3Error) -> bool:
     return error.code in ("NoSuchKey", "404") and not isinstance(error, NoSuchBucketError)
 
 
-def map_error(error: AWSError, call: S3Call, *, endpoint: str, source: str) -> S3ResultBackendError:
+def map_error(
+    error: AWSError, call: S3Call, *, endpoint: str, region: str, source: str
+) -> S3ResultBackendError:
     """The backend error for a client-layer error; ``source`` describes where the credentials came from."""
     if isinstance(error, CredentialsError):
         return ResultCredentialsError(
@@ -131,6 +135,11 @@ def map_error(error: AWSError, call: S3Call, *, endpoint: str, source: str) -> S
             )
         if error.code == "NoSuchBucket":
             return ResultBucketMissingError(bucket=call.bucket, endpoint=endpoint)
+        if error.status == 301 or error.code in _WRONG_REGION_CODES:
+            return S3ResultBackendError(
+                code=f"{error.code}: bucket {call.bucket!r} is not in region {region!r}; set region_name "
+                "(or AWS_REGION) to the bucket's region"
+            )
         if error.status == 403 or error.code in ("403", "AccessDenied"):
             return ResultAccessDeniedError(
                 operation=call.operation, bucket=call.bucket, key=call.key, permission=call.permission

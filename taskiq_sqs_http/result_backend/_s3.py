@@ -366,7 +366,17 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
     def _error(self, exc: AWSError, call: S3Call) -> S3ResultBackendError:
         client = self._client
         if client is None:  # only while closing; the client is set before any request
-            return map_error(exc, call, endpoint="the configured endpoint", source="configured credentials")
+            return map_error(
+                exc,
+                call,
+                endpoint="the configured endpoint",
+                region=self.region_name,
+                source="the credentials",
+            )
         return map_error(
-            exc, call, endpoint=client.endpoint_url, source=client.credential_provider.describe()
+            exc,
+            call,
+            endpoint=client.endpoint_url,
+            region=client.region,
+            source=client.credential_provider.describe(),
         )

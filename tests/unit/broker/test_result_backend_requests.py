@@ -306,6 +306,15 @@ async def test_create_bucket_with_rejected_credentials(s3: respx.Router, make: M
         await make(create_bucket=True).startup()
 
 
+async def test_a_bucket_in_another_region_is_named(s3: respx.Router, make: MakeBackend) -> None:
+    s3.head("/bucket").respond(301)
+    s3.get("/bucket/t").mock(return_value=s3_error(301, "PermanentRedirect"))
+    with pytest.raises(S3ResultBackendError, match="not in region 'eu-west-1'; set region_name"):
+        await make(create_bucket=True, region_name="eu-west-1").startup()
+    with pytest.raises(S3ResultBackendError, match="PermanentRedirect: bucket 'bucket' is not in region"):
+        await make(region_name="eu-west-1").get_result("t")
+
+
 @pytest.mark.parametrize(("name", "value"), [("create_bucket", "yes"), ("keep_results", 1)])
 def test_flags_must_be_bools(name: str, value: Any) -> None:
     with pytest.raises(BrokerConfigError, match=name):
