@@ -148,7 +148,7 @@ def resolve_endpoint(
 
 
 def _check_endpoint(value: str, source: str) -> str:
-    value = value.strip().rstrip("/")
+    value = value.strip()
     label = "endpoint_url" if source == "argument" else f"endpoint URL from {source}"
     problem = ""
     try:
@@ -170,4 +170,4 @@ def _check_endpoint(value: str, source: str) -> str:
             f"{label} is {value!r}; {problem} (expected a URL such as https://sqs.eu-west-1.amazonaws.com "
             "or http://localhost:4566)"
         )
-    return value
+    return value.rstrip("/")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -231,6 +232,7 @@ class ServiceClient:
         deadline = loop.time() + budget
         expired = False
         sent = 0
+        body_sha256: str | None = None
         last_error = ""
 
         def expire() -> None:
@@ -250,8 +252,16 @@ class ServiceClient:
                 now = datetime.now(timezone.utc) + signed_offset
                 if credentials.expiration is not None and credentials.expiration <= now:
                     credentials.check_not_expired(now)
+                if body_sha256 is None and not unsigned_payload:
+                    body_sha256 = hashlib.sha256(body).hexdigest()  # once per request, not per attempt
                 signed = self._signer_for(credentials).sign(
-                    method, url, headers, body, now=now, unsigned_payload=unsigned_payload
+                    method,
+                    url,
+                    headers,
+                    body,
+                    now=now,
+                    unsigned_payload=unsigned_payload,
+                    body_sha256=body_sha256,
                 )
                 error: AWSError
                 sent += 1

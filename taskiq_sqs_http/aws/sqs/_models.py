@@ -22,6 +22,14 @@ __all__ = [
 ]
 
 
+def utf8_size(text: str) -> int:
+    """UTF-8 length of ``text``, without a copy when it is ASCII (``str.isascii`` is O(1) in CPython).
+
+    Every send measures its body (offload and batch limits), so this must not cost a pass over it.
+    """
+    return len(text) if text.isascii() else len(text.encode())
+
+
 @dataclass(frozen=True, slots=True)
 class MessageAttributeValue:
     """A message attribute: ``String``/``Number`` (and ``String.xyz`` custom types) or ``Binary``."""
@@ -44,8 +52,11 @@ class MessageAttributeValue:
 
     def wire_size(self, name: str) -> int:
         """Bytes SQS counts against the 1 MiB limit: name, type and value."""
-        value = self.binary_value if self.binary_value is not None else (self.string_value or "").encode()
-        return len(name.encode()) + len(self.data_type.encode()) + len(value)
+        if self.binary_value is not None:
+            value = len(self.binary_value)
+        else:
+            value = utf8_size(self.string_value or "")
+        return utf8_size(name) + utf8_size(self.data_type) + value
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +90,8 @@ class SendMessageEntry:
     message_deduplication_id: str | None = None
 
     def wire_size(self) -> int:
-        size = len(self.body.encode())
+        """Bytes SQS counts against the 1 MiB limit; an ASCII body is measured without encoding it."""
+        size = utf8_size(self.body)
         if self.message_attributes:
             size += sum(v.wire_size(k) for k, v in self.message_attributes.items())
         return size

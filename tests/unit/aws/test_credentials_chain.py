@@ -12,6 +12,15 @@ import httpx
 import orjson
 import pytest
 
+from taskiq_sqs_http.aws import (
+    ChainCredentialProvider,
+    ContainerCredentialProvider,
+    InstanceMetadataCredentialProvider,
+    ProfileCredentialProvider,
+    RefreshSettings,
+    WebIdentityCredentialProvider,
+    default_credential_provider,
+)
 from taskiq_sqs_http.aws._credentials import (
     CredentialProvider,
     Credentials,
@@ -24,15 +33,6 @@ from taskiq_sqs_http.aws._errors import (
     NoCredentialsError,
     PartialCredentialsError,
     UnsupportedCredentialSourceError,
-)
-from taskiq_sqs_http.aws import (
-    ChainCredentialProvider,
-    ContainerCredentialProvider,
-    InstanceMetadataCredentialProvider,
-    ProfileCredentialProvider,
-    RefreshSettings,
-    WebIdentityCredentialProvider,
-    default_credential_provider,
 )
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE"
@@ -173,7 +173,9 @@ async def test_explicit_credentials_object_provider_or_callable(env_keys: None) 
 
 def test_explicit_key_without_secret_is_an_error(env_keys: None) -> None:
     """Half a key pair in arguments names both parameters; it is a configuration error too."""
-    with pytest.raises(PartialCredentialsError, match="aws_access_key_id is set but aws_secret_access_key is not"):
+    with pytest.raises(
+        PartialCredentialsError, match="aws_access_key_id is set but aws_secret_access_key is not"
+    ):
         default_credential_provider(access_key_id="AKIAARG")
     with pytest.raises(ConfigurationError, match="aws_secret_access_key is set but aws_access_key_id is not"):
         default_credential_provider(secret_access_key=SECRET)

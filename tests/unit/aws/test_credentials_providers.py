@@ -19,7 +19,14 @@ import httpx
 import orjson
 import pytest
 
-from taskiq_sqs_http.aws._credentials import Credentials
+from taskiq_sqs_http.aws import (
+    ContainerCredentialProvider,
+    InstanceMetadataCredentialProvider,
+    ProfileCredentialProvider,
+    RefreshSettings,
+    WebIdentityCredentialProvider,
+)
+from taskiq_sqs_http.aws._credentials import Credentials, parse_expiration
 from taskiq_sqs_http.aws._errors import (
     CredentialsError,
     CredentialSourceError,
@@ -28,14 +35,6 @@ from taskiq_sqs_http.aws._errors import (
     ProfileNotFoundError,
     UnsupportedCredentialSourceError,
 )
-from taskiq_sqs_http.aws import (
-    ContainerCredentialProvider,
-    InstanceMetadataCredentialProvider,
-    ProfileCredentialProvider,
-    RefreshSettings,
-    WebIdentityCredentialProvider,
-)
-from taskiq_sqs_http.aws._credentials import parse_expiration
 from taskiq_sqs_http.aws._providers._container import container_full_uri_allowed
 
 KEY = "ASIAEXAMPLEKEYID0001"

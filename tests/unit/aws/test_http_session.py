@@ -14,10 +14,10 @@ from taskiq_sqs_http.aws import (
     ConnectError,
     Credentials,
     HTTPSession,
-    RetryPolicy,
-    SQSClient,
     RequestTimeoutError,
+    RetryPolicy,
     SessionClosedError,
+    SQSClient,
     Timeouts,
     TransportError,
 )

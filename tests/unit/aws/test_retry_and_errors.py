@@ -12,12 +12,12 @@ from taskiq_sqs_http.aws import (
     MalformedResponseError,
     NoSuchKeyError,
     QueueDoesNotExistError,
+    RequestTimeoutError,
     RetryPolicy,
     RetryQuota,
     S3Error,
     ServiceError,
     SQSError,
-    RequestTimeoutError,
 )
 from taskiq_sqs_http.aws._errors import parse_s3_error, parse_sqs_error
 

@@ -20,12 +20,12 @@ from taskiq_sqs_http.aws import (
     MalformedResponseError,
     MessageAttributeValue,
     QueueDoesNotExistError,
+    RequestTimeoutError,
     RetryPolicy,
     SendMessageEntry,
     ServiceError,
     SQSClient,
     SQSError,
-    RequestTimeoutError,
 )
 
 ENDPOINT = "https://sqs.eu-west-1.amazonaws.com"
