@@ -24,14 +24,15 @@ pytestmark = pytest.mark.usefixtures("fake_keys")
 
 @pytest.fixture
 async def clients(endpoint_url: str) -> AsyncIterator[tuple[SQSClient, S3Client]]:
-    session = HTTPSession()
-    sqs = SQSClient(endpoint_url=endpoint_url, session=session)
-    s3 = S3Client(endpoint_url=endpoint_url, session=session)
-    try:
-        yield sqs, s3
-    finally:
-        await sqs.aclose()
-        await s3.aclose()
+    async with HTTPSession() as session:
+        sqs = SQSClient(endpoint_url=endpoint_url, session=session)
+        s3 = S3Client(endpoint_url=endpoint_url, session=session)
+        try:
+            yield sqs, s3
+        finally:
+            await sqs.aclose()
+            await s3.aclose()
+        assert not session.closed  # the clients borrowed it; its owner closes it
     assert session.closed
 
 
