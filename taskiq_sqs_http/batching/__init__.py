@@ -5,7 +5,7 @@ Imports only the client layer (`taskiq_sqs_http.aws`), never taskiq.
 
 from ._ack import BatchEntryError, DeleteBatcher, VisibilityBatcher
 from ._protocols import SQSBatchAPI
-from ._send import SendBatcher, SendBatchError, SendFailure, wait_event
+from ._send import SendBatcher, SendBatchError, SendBufferFullError, SendFailure
 
 __all__ = [
     "BatchEntryError",
@@ -13,7 +13,7 @@ __all__ = [
     "SQSBatchAPI",
     "SendBatchError",
     "SendBatcher",
+    "SendBufferFullError",
     "SendFailure",
     "VisibilityBatcher",
-    "wait_event",
 ]

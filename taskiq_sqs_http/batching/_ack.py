@@ -2,9 +2,13 @@
 
 Unlike sends, a caller here awaits the outcome: ``ack()`` must still mean "deleted". Each call waits for
 the batch that carries it, which leaves after a short linger (default 20 ms) or as soon as it holds 10
-entries. A stale receipt handle (the message was already deleted, or its visibility expired and someone
-else received it) is logged, not raised: there is nothing the caller can do about it, and raising would make
-taskiq treat a finished task as failed.
+entries. A caller that knows no other entry can join (the broker, when no other delivery is in flight)
+asks for the batch to leave at once: coalescing must never make a lone ack wait for company.
+
+A stale receipt handle (the message was already deleted, or its visibility expired and someone else received
+it) is logged, not raised, for deletes: there is nothing the caller can do about it, and raising would make
+taskiq treat a finished task as failed. For visibility changes it raises `ReceiptHandleIsInvalidError`, so a
+heartbeat learns at the first stale answer that its message is gone.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from ..aws import ConfigurationError, ServiceError
+from ..aws import ConfigurationError, ReceiptHandleIsInvalidError, ServiceError
 from ..aws.sqs import MAX_BATCH_ENTRIES, BatchResult, ChangeVisibilityEntry, DeleteMessageEntry
 from ._protocols import SQSBatchAPI
 
@@ -73,17 +77,28 @@ class _Coalescer(Generic[Item, Entry]):
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, queue_url: str, item: Item) -> None:
+    async def submit(self, queue_url: str, item: Item, *, linger: bool = True) -> None:
+        """Add ``item`` to its queue's next batch and wait for the batch's answer.
+
+        ``linger=False``: no other entry is expected, so the batch leaves now with whatever it holds.
+        """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
-        self._add(queue_url, item, future, 0)
+        self._add(queue_url, item, future, 0, linger=linger)
         # Shielded: a cancelled caller must not cancel a batch that carries other callers' entries.
         await asyncio.shield(future)
 
-    def _add(self, queue_url: str, item: Item, future: asyncio.Future[None], attempts: int) -> None:
+    def flush(self) -> None:
+        """Send every waiting batch now: the caller knows that no more entries will join them."""
+        for queue_url in list(self._queues):
+            self._dispatch(queue_url)
+
+    def _add(
+        self, queue_url: str, item: Item, future: asyncio.Future[None], attempts: int, *, linger: bool = True
+    ) -> None:
         pending = self._queues.setdefault(queue_url, [])
         pending.append((item, future, attempts))
-        if len(pending) >= self._batch_size or self._linger == 0:
+        if len(pending) >= self._batch_size or self._linger == 0 or not linger:
             self._dispatch(queue_url)
         elif queue_url not in self._timers:
             self._timers[queue_url] = self._spawn(self._later(queue_url))
@@ -130,10 +145,17 @@ class _Coalescer(Generic[Item, Entry]):
             if future.done():
                 continue
             if failed.code in STALE_HANDLE_CODES:
-                logger.warning(
-                    "%s: stale receipt handle ignored (%s: %s)", self._name, failed.code, failed.message
-                )
-                future.set_result(None)
+                if self._stale_ok:
+                    logger.warning(
+                        "%s: stale receipt handle ignored (%s: %s)", self._name, failed.code, failed.message
+                    )
+                    future.set_result(None)
+                else:
+                    future.set_exception(
+                        ReceiptHandleIsInvalidError(
+                            failed.code, failed.message, status=200, operation=self._name
+                        )
+                    )
             elif not failed.sender_fault and attempts + 1 < self._max_attempts:
                 self._add(queue_url, item, future, attempts + 1)
             else:
@@ -151,8 +173,7 @@ class _Coalescer(Generic[Item, Entry]):
 
     async def aclose(self) -> None:
         """Send whatever is waiting now and wait for every batch in flight."""
-        for queue_url in list(self._queues):
-            self._dispatch(queue_url)
+        self.flush()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
@@ -172,8 +193,12 @@ class DeleteBatcher:
             stale_ok=True,
         )
 
-    async def delete(self, queue_url: str, receipt_handle: str) -> None:
-        await self._coalescer.submit(queue_url, receipt_handle)
+    async def delete(self, queue_url: str, receipt_handle: str, *, linger: bool = True) -> None:
+        """Return once SQS deleted the message; ``linger=False`` when no other ack can join the batch."""
+        await self._coalescer.submit(queue_url, receipt_handle, linger=linger)
+
+    def flush(self) -> None:
+        self._coalescer.flush()
 
     async def aclose(self) -> None:
         await self._coalescer.aclose()
@@ -198,8 +223,13 @@ class VisibilityBatcher:
             stale_ok=False,
         )
 
-    async def change(self, queue_url: str, receipt_handle: str, visibility_timeout: int) -> None:
-        await self._coalescer.submit(queue_url, (receipt_handle, visibility_timeout))
+    async def change(
+        self, queue_url: str, receipt_handle: str, visibility_timeout: int, *, linger: bool = True
+    ) -> None:
+        await self._coalescer.submit(queue_url, (receipt_handle, visibility_timeout), linger=linger)
+
+    def flush(self) -> None:
+        self._coalescer.flush()
 
     async def aclose(self) -> None:
         await self._coalescer.aclose()

@@ -10,13 +10,14 @@ to the error hook and to the next ``flush()``. Nothing is dropped silently:
 - batches respect both SQS limits, 10 entries and 1 MiB of payload, splitting as needed;
 - FIFO queues send one batch at a time and put retried entries back at the head, so order within a
   message group survives retries;
+- the buffer is bounded by messages and bytes: when SQS is unreachable, ``put()`` waits for room and then
+  raises `SendBufferFullError` to its caller, so a producer never holds an unbounded backlog in memory;
 - ``aclose()`` flushes within a deadline and never hangs; whatever is still unsent then is reported.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -24,10 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..aws import AWSError, ConfigurationError, RetryPolicy, ServiceError
+from ..aws._aio import bounded, wait_event
 from ..aws.sqs import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, SendMessageEntry, SendMessageResult
 from ._protocols import SQSBatchAPI
 
-__all__ = ["SendBatchError", "SendBatcher", "SendFailure", "wait_event"]
+__all__ = ["SendBatchError", "SendBatcher", "SendBufferFullError", "SendFailure"]
+
+# Defaults of the buffer bound: a minute of a busy producer's tasks, and far below what hurts a process.
+DEFAULT_MAX_BUFFERED_MESSAGES = 10_000
+DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -94,18 +100,8 @@ class _QueueState:
     inflight: set[asyncio.Task[None]] = field(default_factory=set[asyncio.Task[None]])
 
 
-async def wait_event(event: asyncio.Event, timeout: float) -> bool:
-    """Wait for ``event`` at most ``timeout`` seconds; True when it was set.
-
-    Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation that arrives as the inner wait
-    completes, which is how a shutdown hangs forever. ``asyncio.wait`` never does.
-    """
-    waiter = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait({waiter}, timeout=timeout)
-    finally:
-        waiter.cancel()
-    return event.is_set()
+class SendBufferFullError(SendBatchError):
+    """``put()`` waited for room in the full send buffer and gave up: the message was not accepted."""
 
 
 def _consume_exception(future: asyncio.Future[SendMessageResult]) -> None:
@@ -129,6 +125,8 @@ class SendBatcher:
         retry_policy: RetryPolicy | None = None,
         on_failure: Callable[[SendFailure], object] | None = None,
         is_fifo: Callable[[str], bool] = lambda url: url.endswith(".fifo"),
+        max_buffered_messages: int = DEFAULT_MAX_BUFFERED_MESSAGES,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_ENTRIES:
             raise ConfigurationError(f"batch_size is {batch_size!r}; allowed range is 1..{MAX_BATCH_ENTRIES}")
@@ -142,7 +140,21 @@ class SendBatcher:
             raise ConfigurationError(f"max_attempts is {max_attempts!r}; allowed range is 1..100")
         if not 1 <= max_inflight <= 64:
             raise ConfigurationError(f"max_inflight is {max_inflight!r}; allowed range is 1..64")
+        if not 1 <= max_buffered_messages <= 10_000_000:
+            raise ConfigurationError(
+                f"max_buffered_messages is {max_buffered_messages!r}; allowed range is 1..10000000"
+            )
+        if not MAX_BATCH_BYTES <= max_buffered_bytes <= 2**40:
+            raise ConfigurationError(
+                f"max_buffered_bytes is {max_buffered_bytes!r}; allowed range is {MAX_BATCH_BYTES}..{2**40}"
+            )
         self._client = client
+        self._max_buffered_messages = max_buffered_messages
+        self._max_buffered_bytes = max_buffered_bytes
+        self._buffered_messages = 0
+        self._buffered_bytes = 0
+        self._room = asyncio.Event()
+        self._room.set()
         self._batch_size = batch_size
         self._linger = linger
         self._max_bytes = max_batch_bytes
@@ -164,8 +176,49 @@ class SendBatcher:
         """Messages buffered or in flight."""
         return sum(len(q.buffer) + len(q.inflight) for q in self._queues.values())
 
+    @property
+    def full(self) -> bool:
+        """No room for another message: the buffer is at its message or byte bound."""
+        return (
+            self._buffered_messages >= self._max_buffered_messages
+            or self._buffered_bytes >= self._max_buffered_bytes
+        )
+
+    async def put(
+        self, queue_url: str, entry: SendMessageEntry, *, timeout: float
+    ) -> asyncio.Future[SendMessageResult]:
+        """Buffer one message, first waiting up to ``timeout`` seconds for room in a full buffer.
+
+        Raises `SendBufferFullError` when no room came: the message was not accepted, and the caller
+        knows it (the broker raises it from ``kiq()``).
+        """
+        if self.full and not self._closing:
+            deadline = time.monotonic() + timeout
+            while self.full and not self._closing:
+                remaining = deadline - time.monotonic()
+                self._room.clear()
+                arrived = remaining > 0 and await wait_event(self._room, remaining)
+                if not arrived and self.full:
+                    raise SendBufferFullError(
+                        [
+                            SendFailure(
+                                queue_url,
+                                entry,
+                                "SendBufferFull",
+                                f"the send buffer held {self._buffered_messages} messages "
+                                f"({self._buffered_bytes} bytes) for {timeout:.1f} s; SQS is not "
+                                "accepting messages fast enough",
+                                0,
+                            )
+                        ]
+                    )
+        return self.submit(queue_url, entry)
+
     def submit(self, queue_url: str, entry: SendMessageEntry) -> asyncio.Future[SendMessageResult]:
-        """Buffer one message. The future resolves when SQS has it, or fails when it never will."""
+        """Buffer one message. The future resolves when SQS has it, or fails when it never will.
+
+        Does not wait for room: callers that accept work from users go through `put`.
+        """
         if self._closing:
             raise ConfigurationError("the send batcher is closed; no new messages are accepted")
         size = entry.wire_size()
@@ -176,6 +229,9 @@ class SendBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[SendMessageResult] = loop.create_future()
         future.add_done_callback(_consume_exception)
+        self._buffered_messages += 1
+        self._buffered_bytes += size
+        future.add_done_callback(lambda _: self._release(size))
         state = self._queue(queue_url)
         state.buffer.append(_Pending(entry, size, future, time.monotonic()))
         self._idle.clear()
@@ -199,15 +255,9 @@ class SendBatcher:
         self._flush_requests += 1
         for state in self._queues.values():
             state.wake.set()
+        self._room.set()  # waiting producers see the close and fail at once
         try:
-            idle = asyncio.ensure_future(self._wait_idle())
-            try:
-                done, _ = await asyncio.wait({idle}, timeout=timeout)
-            finally:
-                if not idle.done():
-                    idle.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await idle
+            done, _ = await bounded(self._wait_idle(), timeout)
             if not done:
                 logger.error("send batcher: %d message(s) still unsent after %.1f s", self.pending, timeout)
         finally:
@@ -215,6 +265,12 @@ class SendBatcher:
         self._raise_failures()
 
     # -- internals ----------------------------------------------------------------------------------
+    def _release(self, size: int) -> None:
+        self._buffered_messages -= 1
+        self._buffered_bytes -= size
+        if not self.full:
+            self._room.set()
+
     def _queue(self, queue_url: str) -> _QueueState:
         state = self._queues.get(queue_url)
         if state is None:

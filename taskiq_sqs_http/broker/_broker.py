@@ -1,11 +1,10 @@
 """SQSBroker: taskiq's broker interface on SQS, through our own async client.
 
-The broker is wiring: routing and label handling (`_labels`), the wire format (`_envelope`), the receive
-loop (`_consumer`), heartbeats (`_heartbeat`), send and ack coalescing (`..batching`) and S3-offloaded
-payloads (`..extended`); building a task's SQS message (`_sending`), preparing, acking and handing back
-received ones (`_delivery`), queue lookup and creation (`_queues`), argument checks (`_validation`) and
-the mapping of client errors (`_errors`) live beside it. Every send goes through `_send(target, entry)`
-and every ack through `_ack(queue_url, receipt_handle)`.
+The broker is wiring. What happens to a task on its way out is the `Outbox`'s (`_outbox`: routing, the
+SQS message built by `_sending`, batching with a bounded buffer); what happens to a received message is the
+`Inbox`'s (`_lifecycle`: decoding, payload fetch, poison and transient failures, acks, redelivery,
+heartbeats, hand-back); `_consumer` is the long-poll loop of ``listen()`` that feeds the inbox. Queue lookup
+and creation live in `_queues`, argument checks in `_validation`, the mapping of client errors in `_errors`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
-from typing import Any
 
 import httpx
 from taskiq import AsyncBroker, BrokerMessage
@@ -25,7 +23,6 @@ from ..aws import (
     AWSError,
     ConfigurationError,
     HTTPSession,
-    Message,
     RetryPolicy,
     S3Client,
     SendMessageEntry,
@@ -35,12 +32,13 @@ from ..aws import (
     resolve_region,
 )
 from ..aws._credentials import CredentialsLike
-from ..batching import DeleteBatcher, SendBatcher, SendBatchError, SendFailure, VisibilityBatcher
-from ..exceptions import BrokerConfigError, BrokerNotStartedError, SendFailedError
+from ..batching import SendFailure
+from ..exceptions import BrokerConfigError, BrokerNotStartedError
 from ..extended import PayloadStore
+from ..options import ClientOptions
 from ..result_backend._keys import server_side_encryption as _sse
 from ..result_backend._s3 import S3Backend
-from . import _aio, _clients, _delivery, _queues, _sending, _validation
+from . import _queues, _sending, _validation
 from ._config import (
     MAX_DELAY_SECONDS,
     MAX_NUMBER_OF_MESSAGES,
@@ -50,13 +48,12 @@ from ._config import (
     check_float_at_least,
     check_int,
 )
-from ._consumer import Consumer, Target
-from ._delivery import Ack as _Ack
-from ._delivery import FailureTracker as _FailureTracker
-from ._delivery import RecentSet as _RecentSet
+from ._consumer import Consumer
 from ._envelope import MetadataUnwrappingFormatter
 from ._errors import broker_error
-from ._heartbeat import Heartbeats
+from ._lifecycle import FailureTracker, Inbox, InboxSettings, RecentSet, TaskCheck, check_task
+from ._outbox import Outbox, OutboxSettings
+from ._queues import Target
 
 __all__ = ["MAX_SQS_MESSAGE_SIZE", "SQSBroker"]
 
@@ -65,10 +62,10 @@ logger = logging.getLogger(__name__)
 # SQS's limit on body plus attributes; at or above it the payload goes to S3 (2.1.1's threshold).
 MAX_SQS_MESSAGE_SIZE = 1_048_576
 _DEFAULT_HEARTBEAT_MAX_EXTENSIONS = 100
-# Bound on handing un-acked messages back at shutdown.
+# Bound on handing un-acked messages back and sending the last acks at shutdown.
 _SHUTDOWN_RETURN_TIMEOUT = 10.0
-# Default linger of batched deletes and visibility changes: long enough to coalesce the acks of one
-# receive, short enough not to matter to a task's latency.
+# Default linger of batched deletes and visibility changes while other deliveries are in flight: long
+# enough to coalesce the acks of one receive, short enough not to matter to a task's latency.
 _ACK_LINGER = 0.02
 
 
@@ -79,7 +76,8 @@ class SQSBroker(AsyncBroker):
     profile); ``aws_session_token``, ``credentials`` (a provider or callable) and ``http_client`` (an
     ``httpx.AsyncClient`` to share) configure the client; ``create_queues`` creates missing queues at
     startup; ``max_delay_seconds`` is the longest DelaySeconds used before longer delays switch to
-    "hide until due"; ``server_side_encryption`` / ``sse_kms_key_id`` encrypt the S3 objects we write.
+    "hide until due"; ``server_side_encryption`` / ``sse_kms_key_id`` encrypt the S3 objects we write;
+    ``max_buffered_messages``, ``max_buffered_bytes`` and ``send_buffer_timeout`` bound the batching buffer.
     """
 
     def __init__(
@@ -123,6 +121,9 @@ class SQSBroker(AsyncBroker):
         on_send_error: Callable[[SendFailure], object] | None = None,
         shutdown_timeout: float = 30.0,
         timeouts: Timeouts | None = None,
+        max_buffered_messages: int = 10_000,
+        max_buffered_bytes: int = 64 * 1024 * 1024,
+        send_buffer_timeout: float = 30.0,
     ) -> None:
         super().__init__()
         _validation.check_types(
@@ -137,13 +138,24 @@ class SQSBroker(AsyncBroker):
                 "redeliver_failed": redeliver_failed,
             },
             names={"skip_batch_tasks": skip_batch_tasks, "trusted_payload_buckets": trusted_payload_buckets},
-            instances={
-                "http_client": (http_client, httpx.AsyncClient),
-                "retry_policy": (retry_policy, RetryPolicy),
-                "timeouts": (timeouts, Timeouts),
-            },
+            instances={},
             callables={"on_send_error": on_send_error},
         )
+        try:
+            self._client_options = ClientOptions.from_arguments(
+                region_name=region_name,
+                endpoint_url=endpoint_url,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+                credentials=credentials,
+                retry_policy=retry_policy,
+                timeouts=timeouts,
+                http_client=http_client,
+            )
+        except ConfigurationError as exc:
+            raise BrokerConfigError(error=str(exc)) from None
+        _validation.check_bucket_name("s3_extended_bucket_name", s3_extended_bucket_name)
         # -- validation, in 2.1.1's order: heartbeat, messages, delay, wait, then batching ------------
         heartbeat_interval = _validation.parse_heartbeat_interval(heartbeat_interval)
         extensions = _validation.check_heartbeat_max_extensions(heartbeat_max_extensions)
@@ -159,13 +171,32 @@ class SQSBroker(AsyncBroker):
             )
         if enable_heartbeat and self.visibility_timeout is not None:
             _validation.check_heartbeat_interval(heartbeat_interval, self.visibility_timeout, "the broker")
-        self._batch_size = check_int("BatchSize", batch_size, 1, 10)
-        self._batch_timeout = check_float_at_least("BatchTimeout", batch_timeout, 0.1)
-        self._enable_batching = bool(enable_batching)
-        self._skip_batch_tasks = set(skip_batch_tasks or [])
+        self._outbox_settings = OutboxSettings(
+            enable_batching=bool(enable_batching),
+            batch_size=check_int("BatchSize", batch_size, 1, 10),
+            batch_timeout=check_float_at_least("BatchTimeout", batch_timeout, 0.1),
+            skip_batch_tasks=frozenset(skip_batch_tasks or ()),
+            max_buffered_messages=int(
+                _validation.check_range_float("max_buffered_messages", max_buffered_messages, 1, 10_000_000)
+            ),
+            max_buffered_bytes=int(
+                _validation.check_range_float(
+                    "max_buffered_bytes", max_buffered_bytes, MAX_SQS_MESSAGE_SIZE, 2**40
+                )
+            ),
+            send_buffer_timeout=_validation.check_range_float(
+                "send_buffer_timeout", send_buffer_timeout, 0.0, 3600.0
+            ),
+        )
         self.max_delay_seconds = check_int("max_delay_seconds", max_delay_seconds, 0, MAX_DELAY_SECONDS)
-        self._redelivery_delay = check_int("redelivery_delay", redelivery_delay, 0, MAX_VISIBILITY_TIMEOUT)
-        self._ack_linger = _validation.check_range_float("ack_batch_linger", ack_batch_linger, 0.0, 0.05)
+        self._inbox_settings = InboxSettings(
+            expose_metadata=expose_message_metadata,
+            delete_payloads=delete_payloads_after_ack,
+            redeliver_failed=redeliver_failed,
+            redelivery_delay=check_int("redelivery_delay", redelivery_delay, 0, MAX_VISIBILITY_TIMEOUT),
+            ack_linger=_validation.check_range_float("ack_batch_linger", ack_batch_linger, 0.0, 0.05),
+            heartbeat_max_extensions=extensions,
+        )
         self._shutdown_timeout = _validation.check_range_float(
             "shutdown_timeout", shutdown_timeout, 0.1, 3600.0
         )
@@ -181,36 +212,20 @@ class SQSBroker(AsyncBroker):
             )
         except ConfigurationError as exc:
             raise BrokerConfigError(error=str(exc)) from None
-        self._delete_payloads = delete_payloads_after_ack
         self._on_send_error = on_send_error
         # Task ids whose last run raised; consulted (and cleared) by their ack when redeliver_failed.
-        self._failed_tasks = _RecentSet()
-        self._redeliver_failed = redeliver_failed
+        self._failed_tasks = RecentSet()
         if redeliver_failed:
-            self.add_middlewares(_FailureTracker(self._failed_tasks))
+            self.add_middlewares(FailureTracker(self._failed_tasks))
 
         self.use_task_id_for_deduplication = use_task_id_for_deduplication
         self.s3_extended_bucket_name = s3_extended_bucket_name
         self._is_fair_queue = is_fair_queue
         self._enable_heartbeat = enable_heartbeat
         self._heartbeat_interval = heartbeat_interval
-        self._heartbeat_max_extensions = extensions
         self._expose_message_metadata = expose_message_metadata
         self.formatter = self._wrap_formatter(self.formatter)
         self._create_queues = create_queues
-
-        self._region_name = region_name
-        self._client_options: dict[str, Any] = {
-            "region_name": region_name,
-            "endpoint_url": endpoint_url,
-            "aws_access_key_id": aws_access_key_id,
-            "aws_secret_access_key": aws_secret_access_key,
-            "aws_session_token": aws_session_token,
-            "credentials": credentials,
-            "retry_policy": retry_policy,
-        }
-        self._http_client = http_client
-        self._timeouts = timeouts
 
         default_queue = SQSQueue(
             name=sqs_queue_name,
@@ -229,13 +244,10 @@ class SQSBroker(AsyncBroker):
         self._s3: S3Client | None = None
         self._s3_lock = asyncio.Lock()
         self._targets: dict[str, Target] = {}
-        self._heartbeats: Heartbeats | None = None
-        self._heartbeat_settings: dict[str, tuple[int, float]] = {}
-        # Handed to taskiq and not yet acked: receipt handle -> queue URL (handed back at shutdown).
-        self._in_flight: dict[str, str] = {}
-        self._sender: SendBatcher | None = None
-        self._deleter: DeleteBatcher | None = None
-        self._visibility: VisibilityBatcher | None = None
+        self._inbox: Inbox | None = None
+        self._outbox: Outbox | None = None
+        # Consumers stopped while a receive was on the wire: shutdown() waits for it (bounded).
+        self._draining: list[Consumer] = []
 
     # -- configuration --------------------------------------------------------------------------------
     def _check_queue(self, queue: SQSQueue) -> None:
@@ -294,12 +306,34 @@ class SQSBroker(AsyncBroker):
     def region_name(self) -> str:
         if self._sqs is not None:
             return self._sqs.region
-        return resolve_region(self._region_name).value
+        return resolve_region(self._client_options.region_name).value
+
+    @property
+    def client_options(self) -> ClientOptions:
+        """How this broker reaches AWS (shared with an `S3Backend` that is given the same value)."""
+        return self._client_options
 
     @property
     def queue_urls(self) -> dict[str, str]:
         """Resolved queue URLs by name (empty before startup)."""
         return {name: target.url for name, target in self._targets.items()}
+
+    @property
+    def inbox(self) -> Inbox:
+        """The owner of received messages (after startup); the serverless handler drives it directly."""
+        if self._inbox is None:
+            raise BrokerNotStartedError(operation="receive")
+        return self._inbox
+
+    def target_for(self, queue: str) -> Target:
+        """The registered queue with this name, URL or ARN (after startup)."""
+        if not self._started:
+            raise BrokerNotStartedError(operation="receive")
+        name = queue.rsplit(":", 1)[-1] if queue.startswith("arn:") else queue.rstrip("/").rsplit("/", 1)[-1]
+        for target in self._targets.values():
+            if target.name == name or target.url == queue:
+                return target
+        raise _StateError(error=f"queue {queue!r} is not registered with this broker")
 
     @contextlib.contextmanager
     def handle_exceptions(self, queue_name: str | None = None) -> Generator[None, None, None]:
@@ -311,16 +345,34 @@ class SQSBroker(AsyncBroker):
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def startup(self) -> None:
-        """Open the SQS client, resolve (or create) every queue concurrently, then start taskiq's side."""
+        """Open the SQS client, resolve (or create) every queue concurrently, then start taskiq's side.
+
+        Nothing is polled until ``listen()``: a serverless handler starts the broker the same way.
+        """
         if self._started:
             return
         try:
-            await self._open_clients()
+            sqs = await self._open_clients()
             self._targets = await _queues.resolve_targets(
-                self._require_sqs("startup"),
+                sqs,
                 self._queues.values(),
                 create=self._create_queues,
                 handle_exceptions=self.handle_exceptions,
+            )
+            self._inbox = Inbox(
+                sqs,
+                payloads=self._payloads,
+                check_task=self._check_task,
+                settings=self._inbox_settings,
+                failed_tasks=self._failed_tasks,
+            )
+            self._outbox = Outbox(
+                sqs,
+                self._targets,
+                self._default_queue.name,
+                settings=self._outbox_settings,
+                build_entry=self.build_entry,
+                on_send_error=self._on_send_error,
             )
             self._started = True
             if isinstance(self.result_backend, S3Backend) and self._session is not None:
@@ -332,55 +384,37 @@ class SQSBroker(AsyncBroker):
             await self._close_clients()
             raise
 
-    async def _open_clients(self) -> None:
-        self._session, self._sqs = await _clients.open_sqs(
-            self._http_client, self._timeouts, self._client_options
-        )
+    async def _open_clients(self) -> SQSClient:
+        try:
+            self._session = self._client_options.open_session()
+            self._sqs = self._client_options.sqs_client(self._session)
+        except AWSError as exc:
+            await self._close_clients()
+            raise broker_error(exc) from exc
         logger.info("SQS broker: %s", self._sqs.describe())
-        self._deleter = DeleteBatcher(self._sqs, linger=self._ack_linger)
-        self._visibility = VisibilityBatcher(self._sqs, linger=self._ack_linger)
-        if self._enable_batching:
-            self._sender = SendBatcher(
-                self._sqs,
-                batch_size=self._batch_size,
-                linger=self._batch_timeout,
-                on_failure=self._report_send_failure,
-            )
-        if self._enable_heartbeat:
-            self._heartbeats = Heartbeats(
-                self._visibility.change, max_extensions=self._heartbeat_max_extensions
-            )
+        return self._sqs
 
     async def flush(self) -> None:
         """Send every buffered message now; raise `SendFailedError` naming those that could not be sent."""
-        if self._sender is None:
-            return
-        try:
-            await self._sender.flush()
-        except SendBatchError as exc:
-            raise SendFailedError(error=str(exc), failures=exc.failures) from exc
+        if self._outbox is not None:
+            await self._outbox.flush()
 
     async def shutdown(self) -> None:
-        """Flush buffered sends (bounded), hand back un-acked messages, stop heartbeats, close everything.
+        """Flush buffered sends (bounded), wait for receives in flight, hand back un-acked messages, stop
+        heartbeats, close everything.
 
         Never hangs: the flush gets ``shutdown_timeout`` seconds. Messages that could not be sent by then
         are reported through ``on_send_error`` and raised as `SendFailedError` once everything is closed.
         """
-        unsent: SendBatchError | None = None
+        unsent = None
         try:
-            if self._sender is not None:
-                sender, self._sender = self._sender, None
-                try:
-                    await sender.aclose(timeout=self._shutdown_timeout)
-                except SendBatchError as exc:
-                    unsent = exc
-            if self._sqs is not None and self._in_flight:
-                await self._hand_back_in_flight(self._sqs)
-            if self._heartbeats is not None:
-                await self._heartbeats.aclose()
-            for batcher in (self._deleter, self._visibility):
-                if batcher is not None:
-                    await _aio.bounded(batcher.aclose(), _SHUTDOWN_RETURN_TIMEOUT, "pending acks")
+            if self._outbox is not None:
+                unsent = await self._outbox.aclose(self._shutdown_timeout)
+            draining, self._draining = self._draining, []
+            for consumer in draining:
+                await consumer.drain(self._shutdown_timeout)
+            if self._inbox is not None:
+                await self._inbox.aclose(_SHUTDOWN_RETURN_TIMEOUT)
         finally:
             try:
                 await super().shutdown()
@@ -389,24 +423,23 @@ class SQSBroker(AsyncBroker):
                 self._targets = {}
                 await self._close_clients()
         if unsent is not None:
-            raise SendFailedError(error=str(unsent), failures=unsent.failures) from unsent
-
-    def _report_send_failure(self, failure: SendFailure) -> None:
-        """Every message that could not be sent is logged (by the batcher) and handed to the user's hook."""
-        if self._on_send_error is not None:
-            self._on_send_error(failure)
-
-    async def _hand_back_in_flight(self, sqs: SQSClient) -> None:
-        await _delivery.hand_back(sqs, self._in_flight, _SHUTDOWN_RETURN_TIMEOUT)
+            raise unsent
 
     async def _close_clients(self) -> None:
+        """Close every client, each even when closing the one before failed, then the pool we opened."""
         sqs, s3, session = self._sqs, self._s3, self._session
         self._sqs = self._s3 = self._session = None
-        self._heartbeats = None
-        self._sender = self._deleter = self._visibility = None
-        self._heartbeat_settings = {}
-        self._in_flight.clear()
-        await _clients.close_clients(sqs, s3, session)
+        self._inbox = self._outbox = None
+        try:
+            if s3 is not None:
+                await s3.aclose()
+        finally:
+            try:
+                if sqs is not None:
+                    await sqs.aclose()
+            finally:
+                if session is not None and not session.closed:
+                    await session.aclose()
 
     def _require_sqs(self, operation: str) -> SQSClient:
         if self._sqs is None:
@@ -420,7 +453,7 @@ class SQSBroker(AsyncBroker):
                 if self._s3 is None:
                     if self._session is None:
                         raise BrokerNotStartedError(operation="S3 access")
-                    self._s3 = S3Client(session=self._session, **self._client_options)
+                    self._s3 = self._client_options.s3_client(self._session)
         return self._s3
 
     # -- sending --------------------------------------------------------------------------------------
@@ -428,19 +461,13 @@ class SQSBroker(AsyncBroker):
         """Send one task.
 
         Unbatched, returns once SQS has accepted it. Batched, returns once it is buffered: from then on it
-        is sent, retried with backoff, or reported (``on_send_error``, ``flush()``, ``shutdown()``).
+        is sent, retried with backoff, or reported (``on_send_error``, ``flush()``, ``shutdown()``); when
+        the buffer is full it waits up to ``send_buffer_timeout`` for room, then raises `SendFailedError`.
         Either way, a task that cannot be built (bad labels, oversize without a bucket) raises here.
         """
-        self._require_sqs("kick")
-        target = _sending.route(message, self._targets, self._default_queue.name, started=self._started)
-        entry = await self.build_entry(message, target)
-        if self._sender is not None and _sending.batchable(message, self._skip_batch_tasks):
-            try:
-                self._sender.submit(target.url, entry)
-            except ConfigurationError as exc:  # closed by shutdown(): the caller must know it was not sent
-                raise BrokerNotStartedError(operation="kick") from exc
-            return
-        await self._send(target, entry)
+        if self._outbox is None:
+            raise BrokerNotStartedError(operation="kick")
+        await self._outbox.send(message)
 
     async def build_entry(self, message: BrokerMessage, target: Target) -> SendMessageEntry:
         """The SQS message for a task: delay, group and deduplication ids, body, S3 offload.
@@ -459,99 +486,41 @@ class SQSBroker(AsyncBroker):
             handle_exceptions=self.handle_exceptions,
         )
 
-    async def _send(self, target: Target, entry: SendMessageEntry) -> None:
-        """An unbatched send: one SendMessage, any failure raised to the kicker (batched sends go to the
-        SendBatcher instead)."""
-        sqs = self._require_sqs("kick")
-        with self.handle_exceptions(target.name):
-            await sqs.send_message(
-                target.url,
-                entry.body,
-                delay_seconds=entry.delay_seconds,
-                message_attributes=entry.message_attributes,
-                message_group_id=entry.message_group_id,
-                message_deduplication_id=entry.message_deduplication_id,
-            )
-
     # -- receiving ------------------------------------------------------------------------------------
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        """Yield tasks from every registered queue; closing the generator stops polling at once."""
+        """Yield tasks from every registered queue.
+
+        Closing the generator stops yielding at once; a receive already on the wire finishes in the
+        background and what it returns is handed back (``shutdown()`` waits for it).
+        """
         sqs = self._require_sqs("listen")
+        inbox = self.inbox
         if self._enable_heartbeat:
-            await self._resolve_heartbeat_settings(sqs)
-        consumer = Consumer(
-            sqs,
-            list(self._targets.values()),
-            prepare=self._prepare,
-            on_received=self._on_received,
-            on_released=self._on_released,
-        )
+            await self._use_heartbeats(sqs, inbox)
+        consumer = Consumer(sqs, list(self._targets.values()), inbox)
         consumer.start()
         try:
             while True:
-                target, message, ackable = await consumer.get()
-                self._in_flight[message.receipt_handle] = target.url
-                yield ackable
+                delivery = await consumer.get()
+                yield delivery.ackable
         finally:
             await consumer.aclose()
+            if consumer.draining:
+                self._draining.append(consumer)
 
-    async def _resolve_heartbeat_settings(self, sqs: SQSClient) -> None:
+    async def _use_heartbeats(self, sqs: SQSClient, inbox: Inbox) -> None:
         """Visibility timeout and interval per queue; fetched once, by consumers only."""
-        missing = [t for t in self._targets.values() if t.name not in self._heartbeat_settings]
-        self._heartbeat_settings.update(
-            await _queues.heartbeat_settings(sqs, missing, self._heartbeat_interval, self.handle_exceptions)
+        missing = [t for t in self._targets.values() if not inbox.has_heartbeat(t.name)]
+        timing = await _queues.heartbeat_timing(
+            sqs, missing, self._heartbeat_interval, self.handle_exceptions
         )
+        for name, queue_timing in timing.items():
+            inbox.use_heartbeat(name, queue_timing.visibility_timeout, queue_timing.interval)
 
-    async def _on_received(self, target: Target, message: Message) -> None:
-        settings = self._heartbeat_settings.get(target.name)
-        if self._heartbeats is not None and settings is not None and settings[0] > 0:
-            timeout, interval = settings
-            self._heartbeats.start(target.name, target.url, message.receipt_handle, timeout, interval)
-
-    async def _on_released(self, target: Target, message: Message) -> None:
-        if self._heartbeats is not None:
-            await self._heartbeats.stop(message.receipt_handle)
-
-    async def _prepare(self, target: Target, message: Message) -> AckableMessage | None:
-        """Task bytes and ack for a received message, or None to leave it in SQS (logged)."""
-        return await _delivery.prepare(
-            target,
-            message,
-            payloads=self._payloads,
-            hide_until=self._hide_until,
-            task_problem=self._task_problem,
-            acknowledge=self._acknowledge,
-            expose_metadata=self._expose_message_metadata,
-            delete_payloads=self._delete_payloads,
-        )
-
-    def _task_problem(self, payload: bytes) -> tuple[str, str | None]:
-        """The task id, and why taskiq could not run this payload (None when it can)."""
+    def _check_task(self, payload: bytes) -> TaskCheck:
+        """Whether taskiq can run this payload here (unknown tasks are checked in workers only)."""
         find_task = self.find_task if self.is_worker_process else None
-        return _delivery.task_problem(payload, self.formatter, find_task)
-
-    async def _hide_until(self, target: Target, message: Message, due: float) -> None:
-        """A long-delayed message arrived early: stop its heartbeat, hide it again until it is due."""
-        await self._on_released(target, message)
-        await _delivery.hide_until(self._require_sqs("listen"), target, message, due)
-
-    # -- acknowledging --------------------------------------------------------------------------------
-    async def _acknowledge(self, queue_name: str, delivery: _Ack) -> None:
-        metadata = delivery.metadata
-        self._in_flight.pop(metadata.receipt_handle, None)
-        if self._heartbeats is not None:
-            await self._heartbeats.stop(metadata.receipt_handle)
-        if self._redeliver_failed and delivery.task_id in self._failed_tasks:
-            self._failed_tasks.discard(delivery.task_id)
-            await _delivery.redeliver(self._visibility, queue_name, metadata, self._redelivery_delay)
-            return
-        await _delivery.delete(delivery, queue_name, self._ack, self._payloads)
-
-    async def _ack(self, queue_url: str, receipt_handle: str) -> None:
-        """Delete through DeleteMessageBatch; returns once SQS deleted it (stale handles are logged)."""
-        if self._deleter is None:
-            raise BrokerNotStartedError(operation="ack")
-        await self._deleter.delete(queue_url, receipt_handle)
+        return check_task(payload, self.formatter, find_task)
 
 
 class _StateError(BrokerConfigError, ValueError):

@@ -1,4 +1,4 @@
-"""The receive side of ``listen()``: one long-polling task per queue feeding one bounded buffer.
+"""The receive loop of ``listen()``: one long-polling task per queue feeding one bounded buffer.
 
 Why this shape:
 
@@ -6,12 +6,15 @@ Why this shape:
   idle wait period); with ``wait_time_seconds=0`` an empty answer is followed by a short sleep, never a
   tight loop.
 * Bounded prefetch: a queue is polled again only when every message of its previous receive has been
-  handed to the consumer (or skipped), so at most ``max_number_of_messages`` per queue are ever held
-  here, on top of what the consumer has already taken.
-* Nothing is stranded: messages held here when ``listen()`` stops are made visible again at once
-  (ChangeMessageVisibility 0) instead of staying hidden until their timeout.
-* Nothing stops the consumer: receive errors back off and retry, a message that cannot be prepared is
-  logged with its id and left in SQS for redrive.
+  handed to the consumer (or settled by the inbox), so at most ``max_number_of_messages`` per queue are
+  ever held here, on top of what the consumer has already taken.
+* Stopping never hides messages. ``aclose()`` returns at once, but a ReceiveMessage already on the wire is
+  not cancelled: the server may already have handed it messages, which would then stay invisible for the
+  whole visibility timeout (a latency spike on every rolling deploy). It finishes in the background,
+  bounded by its wait time, and whatever it returns is handed back at once; ``drain()`` (called by the
+  broker's shutdown) waits for it. Messages received but not yet taken are handed back too.
+* Nothing stops the consumer: receive errors (throttling, ``OverLimit`` at the in-flight quota, outages)
+  back off exponentially with a warning; each message's fate is the inbox's (`_lifecycle`).
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from taskiq.acks import AckableMessage
+from ..aws import Message, SQSClient
+from ..aws._aio import bounded
+from ._lifecycle import Delivery, Inbox
+from ._queues import Target
 
-from ..aws import AWSError, ChangeVisibilityEntry, Message, SQSClient
-from ._config import SQSQueue
-
-__all__ = ["Consumer", "Target"]
+__all__ = ["Consumer"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,40 +39,10 @@ IDLE_SLEEP_SECONDS = 1.0
 # Backoff after a failed receive: doubles from the first value up to the cap.
 ERROR_BACKOFF_SECONDS = 0.5
 MAX_ERROR_BACKOFF_SECONDS = 20.0
-# Upper bound on the time spent handing messages back when listen() stops.
+# Upper bound on handing messages back when listen() stops.
 RETURN_TIMEOUT_SECONDS = 10.0
-_BATCH = 10
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A registered queue together with its resolved URL."""
-
-    queue: SQSQueue
-    url: str
-
-    @property
-    def name(self) -> str:
-        return self.queue.name
-
-
-Prepare = Callable[[Target, Message], Awaitable[AckableMessage | None]]
-Hook = Callable[[Target, Message], Awaitable[None]]
-
-
-async def make_visible(client: SQSClient, url: str, receipt_handles: Sequence[str]) -> None:
-    """ChangeMessageVisibility 0 for each handle, ten per request; failures are logged only."""
-    handles = list(receipt_handles)
-    for start in range(0, len(handles), _BATCH):
-        chunk = handles[start : start + _BATCH]
-        entries = [ChangeVisibilityEntry(str(i), rh, 0) for i, rh in enumerate(chunk)]
-        try:
-            result = await client.change_message_visibility_batch(url, entries)
-        except AWSError as exc:
-            logger.warning("Could not hand %d messages back to %s: %s", len(chunk), url, exc)
-            continue
-        for failed in result.failed:
-            logger.warning("Could not hand a message back to %s: %s %s", url, failed.code, failed.message)
+# A receive still in flight at stop gets its wait time plus this margin to come back.
+RECEIVE_MARGIN_SECONDS = 5.0
 
 
 class Consumer:
@@ -78,50 +50,53 @@ class Consumer:
         self,
         client: SQSClient,
         targets: Sequence[Target],
+        inbox: Inbox,
         *,
-        prepare: Prepare,
-        on_received: Hook,
-        on_released: Hook,
         idle_sleep: float = IDLE_SLEEP_SECONDS,
         error_backoff: float = ERROR_BACKOFF_SECONDS,
+        return_timeout: float = RETURN_TIMEOUT_SECONDS,
     ) -> None:
         self._client = client
         self._targets = list(targets)
-        self._prepare = prepare
-        self._on_received = on_received
-        self._on_released = on_released
+        self._inbox = inbox
         self._idle_sleep = idle_sleep
         self._error_backoff = error_backoff
-        self._ready: asyncio.Queue[tuple[Target, Message, AckableMessage]] = asyncio.Queue()
-        # Received from SQS and not yet handed to the consumer, by receipt handle.
+        self._return_timeout = return_timeout
+        self._ready: asyncio.Queue[Delivery] = asyncio.Queue()
+        # Received from SQS and not yet admitted by the inbox, by receipt handle.
         self._held: dict[str, tuple[Target, Message]] = {}
         self._outstanding: dict[str, int] = {t.name: 0 for t in self._targets}
         self._drained: dict[str, asyncio.Event] = {t.name: asyncio.Event() for t in self._targets}
-        self._pollers: list[asyncio.Task[None]] = []
-
-    @property
-    def held(self) -> int:
-        return len(self._held)
+        self._pollers: dict[str, asyncio.Task[None]] = {}
+        # Pollers whose ReceiveMessage is on the wire right now.
+        self._receiving: set[str] = set()
+        self._stopping = False
 
     def start(self) -> None:
         for target in self._targets:
             self._drained[target.name].set()
             task = asyncio.create_task(self._poll(target), name=f"sqs-poll-{target.name}")
             task.add_done_callback(self._poller_done)
-            self._pollers.append(task)
+            self._pollers[target.name] = task
 
     @staticmethod
     def _poller_done(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             logger.error("SQS poller %s stopped", task.get_name(), exc_info=task.exception())
 
-    async def get(self) -> tuple[Target, Message, AckableMessage]:
-        target, message, ackable = await self._ready.get()
-        self._release_slot(target, message)
-        return target, message, ackable
+    @property
+    def draining(self) -> bool:
+        """Receives started before ``aclose()`` are still on the wire."""
+        return any(not task.done() for task in self._pollers.values())
 
-    def _release_slot(self, target: Target, message: Message) -> None:
-        self._held.pop(message.receipt_handle, None)
+    async def get(self) -> Delivery:
+        """The next delivery; from here on it is in flight (the inbox hands it back if never settled)."""
+        delivery = await self._ready.get()
+        self._release_slot(delivery.target)
+        self._inbox.dispatched(delivery)
+        return delivery
+
+    def _release_slot(self, target: Target) -> None:
         self._outstanding[target.name] -= 1
         if self._outstanding[target.name] <= 0:
             self._outstanding[target.name] = 0
@@ -130,9 +105,10 @@ class Consumer:
     async def _poll(self, target: Target) -> None:
         queue = target.queue
         failures = 0
-        while True:
+        while not self._stopping:
             await self._drained[target.name].wait()
             started = time.monotonic()
+            self._receiving.add(target.name)
             try:
                 messages = await self._client.receive_message(
                     target.url,
@@ -143,13 +119,24 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    return
                 failures += 1
                 delay = min(self._error_backoff * 2 ** (failures - 1), MAX_ERROR_BACKOFF_SECONDS)
                 logger.warning(
                     "Receiving from queue %s failed (%s); retrying in %.1f s", target.name, exc, delay
                 )
+                self._receiving.discard(target.name)
                 await asyncio.sleep(delay)
                 continue
+            finally:
+                self._receiving.discard(target.name)
+            if self._stopping:
+                # listen() stopped while this receive was on the wire: nobody will take these.
+                await self._inbox.make_visible(
+                    [(target.url, m.receipt_handle) for m in messages], self._return_timeout
+                )
+                return
             failures = 0
             if not messages:
                 # An empty answer faster than the wait (wait 0, or a server that does not long-poll)
@@ -167,10 +154,9 @@ class Consumer:
                 await self._admit(target, message)
 
     async def _admit(self, target: Target, message: Message) -> None:
-        ackable: AckableMessage | None = None
+        delivery: Delivery | None = None
         try:
-            await self._on_received(target, message)
-            ackable = await self._prepare(target, message)
+            delivery = await self._inbox.admit(target, message)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -179,38 +165,43 @@ class Consumer:
                 message.message_id,
                 target.name,
             )
-        if ackable is None:
-            # Skipped (malformed, not yet due, ...): forget it here without changing its visibility.
-            self._release_slot(target, message)
-            with contextlib.suppress(Exception):
-                await self._on_released(target, message)
+        self._held.pop(message.receipt_handle, None)
+        if delivery is None:
+            self._release_slot(target)
             return
-        self._ready.put_nowait((target, message, ackable))
+        self._ready.put_nowait(delivery)
 
     async def aclose(self) -> None:
-        """Stop polling (cancelling in-flight receives) and hand every held message back to SQS."""
-        for task in self._pollers:
+        """Stop yielding now; hand back what was received but not taken.
+
+        Pollers waiting on a ReceiveMessage keep waiting for its answer (see `drain`); the others stop.
+        """
+        self._stopping = True
+        idle = [task for name, task in self._pollers.items() if name not in self._receiving]
+        for task in idle:
             task.cancel()
-        for task in self._pollers:
+        for task in idle:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._pollers.clear()
         held = list(self._held.values())
         self._held.clear()
+        ready: list[Delivery] = []
         while not self._ready.empty():
-            self._ready.get_nowait()
-        if not held:
-            return
-        by_url: dict[str, list[str]] = {}
-        for target, message in held:
-            with contextlib.suppress(Exception):
-                await self._on_released(target, message)
-            by_url.setdefault(target.url, []).append(message.receipt_handle)
-        logger.info("Handing %d received but unprocessed messages back to SQS", len(held))
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(make_visible(self._client, u, h) for u, h in by_url.items())),
-                RETURN_TIMEOUT_SECONDS,
+            ready.append(self._ready.get_nowait())
+        if ready:
+            await self._inbox.hand_back(ready, self._return_timeout)
+        if held:
+            await self._inbox.make_visible(
+                [(target.url, message.receipt_handle) for target, message in held], self._return_timeout
             )
-        except asyncio.TimeoutError:
-            logger.warning("Timed out handing messages back; they reappear after their timeout")
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for receives that were on the wire at ``aclose()``; what they return is handed back."""
+        tasks = [task for task in self._pollers.values() if not task.done()]
+        if not tasks:
+            return
+        longest = max(t.queue.wait_time_seconds for t in self._targets) + RECEIVE_MARGIN_SECONDS
+        limit = longest if timeout is None else min(timeout, longest)
+        finished, _ = await bounded(asyncio.gather(*tasks, return_exceptions=True), limit)
+        if not finished:
+            logger.warning("Gave up after %.0f s waiting for %d receives to come back", limit, len(tasks))

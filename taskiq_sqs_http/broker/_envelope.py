@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -29,6 +29,7 @@ from taskiq import BrokerMessage, TaskiqMessage
 from taskiq.abc.formatter import TaskiqFormatter
 
 from ..aws import MessageAttributeValue
+from ..aws.sqs._wire import sqs_text
 
 __all__ = [
     "BODY_ENCODING_ATTRIBUTE",
@@ -59,23 +60,19 @@ BODY_ENCODING_ATTRIBUTE = "taskiq_body_encoding"
 NOT_BEFORE_ATTRIBUTE = "taskiq_not_before"
 _BASE64 = "base64"
 
-# Characters SQS accepts in a message body (XML 1.0 Char production); anything else must be base64.
-_NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
 
 class MalformedMessageError(ValueError):
     """A received message this broker cannot turn into task bytes; it is left in SQS for redrive."""
 
 
 def encode_body(payload: bytes) -> tuple[str, dict[str, MessageAttributeValue]]:
-    """SQS body and attributes for a task payload (text verbatim, anything else base64)."""
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        if not _NOT_SQS_TEXT.search(text):
-            return text, {}
+    """SQS body and attributes for a task payload (text verbatim, anything else base64).
+
+    `sqs_text` checks the characters SQS accepts at memchr speed: this runs on every task.
+    """
+    text = sqs_text(payload)
+    if text is not None:
+        return text, {}
     return (
         base64.b64encode(payload).decode("ascii"),
         {BODY_ENCODING_ATTRIBUTE: MessageAttributeValue.string(_BASE64)},
@@ -115,9 +112,12 @@ def not_before(attributes: Mapping[str, MessageAttributeValue]) -> float | None:
     if raw is None:
         return None
     try:
-        return float(raw)
+        due = float(raw)
     except ValueError:
         raise MalformedMessageError(f"{NOT_BEFORE_ATTRIBUTE} is {raw!r}, not a number") from None
+    if not math.isfinite(due):
+        raise MalformedMessageError(f"{NOT_BEFORE_ATTRIBUTE} is {raw!r}, not a finite time")
+    return due
 
 
 @dataclass(slots=True, frozen=True)

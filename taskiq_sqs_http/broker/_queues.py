@@ -4,22 +4,61 @@ visibility timeouts that heartbeats are timed by.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Coroutine, Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 
 from ..aws import AWSError, QueueDoesNotExistError, SQSClient
 from ..exceptions import QueueNotFoundError
-from ._aio import first_error_gather
 from ._config import SQSQueue
-from ._consumer import Target
 from ._errors import broker_error
 
-__all__ = ["create_queue", "heartbeat_settings", "resolve_targets", "resolve_url"]
+__all__ = ["HeartbeatTiming", "Target", "create_queue", "heartbeat_timing", "resolve_targets", "resolve_url"]
 
-# The broker's records keep the logger name they had before the broker was split into modules.
-logger = logging.getLogger("taskiq_sqs_http.broker._broker")
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A registered queue together with its resolved URL."""
+
+    queue: SQSQueue
+    url: str
+
+    @property
+    def name(self) -> str:
+        return self.queue.name
+
+
+_T = TypeVar("_T")
+
+
+async def first_error_gather(coros: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Run concurrently; on the first failure cancel the rest and raise it (startup fails fast)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return []
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return [task.result() for task in tasks]
+
+
+class HeartbeatTiming(NamedTuple):
+    """How a queue's heartbeats are timed: its visibility timeout, and the interval between extensions."""
+
+    visibility_timeout: int
+    interval: float
+
+
 # The broker's ``handle_exceptions``: client errors become broker errors naming the queue.
 HandleExceptions = Callable[[str], AbstractContextManager[None]]
 
@@ -75,13 +114,13 @@ async def create_queue(sqs: SQSClient, queue: SQSQueue, handle_exceptions: Handl
     return url
 
 
-async def heartbeat_settings(
+async def heartbeat_timing(
     sqs: SQSClient,
     targets: Iterable[Target],
     interval: float | None,
     handle_exceptions: HandleExceptions,
-) -> dict[str, tuple[int, float]]:
-    """(visibility timeout, heartbeat interval) per queue name; fetched once, by consumers only.
+) -> dict[str, HeartbeatTiming]:
+    """Heartbeat timing per queue name; fetched once, by consumers only.
 
     An interval that is not below a queue's timeout would let the message reappear between heartbeats,
     so it is lowered to half the timeout (with a warning); a timeout of 0 means no heartbeat.
@@ -94,7 +133,7 @@ async def heartbeat_settings(
             attributes = await sqs.get_queue_attributes(target.url, ["VisibilityTimeout"])
         return target.name, int(attributes.get("VisibilityTimeout", "30"))
 
-    settings: dict[str, tuple[int, float]] = {}
+    settings: dict[str, HeartbeatTiming] = {}
     for name, timeout in await first_error_gather(one(t) for t in targets):
         chosen = interval or max(1.0, timeout / 2)
         if timeout == 0:
@@ -109,5 +148,5 @@ async def heartbeat_settings(
                 timeout / 2,
             )
             chosen = timeout / 2
-        settings[name] = (timeout, chosen)
+        settings[name] = HeartbeatTiming(timeout, chosen)
     return settings

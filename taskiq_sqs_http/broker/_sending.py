@@ -25,7 +25,6 @@ from ..exceptions import (
 )
 from ..extended import PayloadStore
 from ._config import SQSQueue
-from ._consumer import Target
 from ._envelope import encode_body, not_before_attribute
 from ._labels import (
     DELAY_LABEL,
@@ -38,11 +37,11 @@ from ._labels import (
     retry_count,
     sqs_delay_seconds,
 )
+from ._queues import Target
 
 __all__ = ["batchable", "build_entry", "dedup_id", "route"]
 
-# The broker's records keep the logger name they had before the broker was split into modules.
-logger = logging.getLogger("taskiq_sqs_http.broker._broker")
+logger = logging.getLogger(__name__)
 _MAX_DEDUPLICATION_ID = 128
 
 

@@ -6,6 +6,7 @@ The messages and the order of the checks are 2.1.1's where 2.1.1 had the check.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import cast
 
@@ -14,6 +15,7 @@ from ._config import SQSQueue
 
 __all__ = [
     "as_positive_float",
+    "check_bucket_name",
     "check_heartbeat_interval",
     "check_heartbeat_max_extensions",
     "check_queue",
@@ -109,3 +111,18 @@ def as_positive_float(value: object) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) and number > 0 else None
+
+
+# S3 bucket names: 3..63 lower-case letters, digits, dots and dashes; a letter or digit at each end.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check_bucket_name(name: str, value: object) -> None:
+    """A bucket name that S3 could accept, checked at construction rather than at the first large kick."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not _BUCKET.match(value):
+        raise BrokerConfigError(
+            error=f"'{name}' is {value!r}; a bucket name is 3 to 63 lower-case letters, digits, dots and "
+            "dashes, starting and ending with a letter or digit"
+        )

@@ -12,11 +12,19 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 
-from ..aws import AWSError, ConfigurationError, NoSuchKeyError, S3Client, ServerSideEncryption
+from ..aws import (
+    AWSError,
+    ConfigurationError,
+    NoSuchKeyError,
+    S3Client,
+    ServerSideEncryption,
+    ServiceError,
+    TransportError,
+)
 from ..aws.sqs import MAX_BATCH_BYTES, Message, MessageAttributeValue, SendMessageEntry
 from ._pointer import PayloadFormat, PointerError, S3Pointer, decode_pointer, encode_pointer
 
-__all__ = ["OffloadBucketMissingError", "PayloadStore"]
+__all__ = ["OffloadBucketMissingError", "PayloadStore", "PayloadUnavailableError", "is_transient"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +34,29 @@ MAX_MESSAGE_BYTES = MAX_BATCH_BYTES
 
 class OffloadBucketMissingError(ConfigurationError):
     """A message is too large for SQS and no extended bucket is configured."""
+
+
+class PayloadUnavailableError(AWSError):
+    """S3 failed transiently (after the client's own retries) while fetching a payload: the message is
+    valid, and trying again later may succeed. ``cause`` is the client error."""
+
+    def __init__(self, message: str, cause: AWSError) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+_THROTTLING_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable"}
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that time may cure: connection errors, timeouts, 5xx and throttling."""
+    if isinstance(exc, TransportError):
+        return True
+    if isinstance(exc, ServiceError):
+        return exc.status >= 500 or exc.status == 429 or exc.code in _THROTTLING_CODES
+    return False
 
 
 S3Source = S3Client | Callable[[], Awaitable[S3Client]] | None
@@ -107,8 +138,8 @@ class PayloadStore:
     async def resolve(self, message: Message) -> tuple[bytes, S3Pointer | None]:
         """The message's real body as bytes, fetched from S3 when it carries a pointer.
 
-        Raises `PointerError` for a malformed pointer, an untrusted bucket or a missing object: the caller
-        logs it and leaves the message for redrive.
+        Raises `PointerError` for a malformed pointer, an untrusted bucket or a missing object (the caller
+        logs it and leaves the message for redrive), `PayloadUnavailableError` when S3 fails transiently.
         """
         pointer = decode_pointer(message.body, message.message_attributes)
         if pointer is None:
@@ -116,7 +147,11 @@ class PayloadStore:
         return await self.fetch(pointer, message.message_id), pointer
 
     async def fetch(self, pointer: S3Pointer, message_id: str) -> bytes:
-        """The payload a pointer refers to; `PointerError` when untrusted, missing or unreadable."""
+        """The payload a pointer refers to.
+
+        `PointerError` when untrusted, missing or forbidden (permanent: the message is poison);
+        `PayloadUnavailableError` when S3 failed in a way that time may cure.
+        """
         if pointer.bucket not in self.trusted:
             trusted = ", ".join(sorted(self.trusted)) or "none (set s3_extended_bucket_name)"
             raise PointerError(
@@ -131,6 +166,10 @@ class PayloadStore:
         except NoSuchKeyError:
             raise PointerError(f"message {message_id}: payload {location} is missing") from None
         except AWSError as exc:
+            if is_transient(exc):
+                raise PayloadUnavailableError(
+                    f"message {message_id}: payload {location} is unavailable: {exc}", exc
+                ) from exc
             raise PointerError(f"message {message_id}: cannot read payload {location}: {exc}") from exc
 
     async def delete(self, pointer: S3Pointer) -> None:

@@ -3,7 +3,7 @@
 Configured from the environment by the test: AWS_ENDPOINT_URL (the fault proxy), CHAOS_QUEUE, CHAOS_BUCKET,
 CHAOS_RUNS (an append-only file: one line per run, so duplicates can be counted across processes), and
 optionally CHAOS_VISIBILITY, CHAOS_PREFETCH, CHAOS_HEARTBEAT_INTERVAL (turns the heartbeat on),
-CHAOS_EXTENDED_BUCKET, CHAOS_READ_TIMEOUT (the HTTP read timeout, see support.short_read_timeout),
+CHAOS_EXTENDED_BUCKET, CHAOS_EXTENDED_THRESHOLD (offload above this many bytes), CHAOS_READ_TIMEOUT (the HTTP read timeout, see support.short_read_timeout),
 CHAOS_REFRESH_SCALE (the default credential chain with refresh windows scaled by this factor),
 CHAOS_MAX_ATTEMPTS (requests' retry budget).
 """
@@ -40,6 +40,8 @@ if os.environ.get("CHAOS_HEARTBEAT_INTERVAL"):
     _options["heartbeat_interval"] = float(os.environ["CHAOS_HEARTBEAT_INTERVAL"])
 if os.environ.get("CHAOS_EXTENDED_BUCKET"):
     _options["s3_extended_bucket_name"] = os.environ["CHAOS_EXTENDED_BUCKET"]
+if os.environ.get("CHAOS_EXTENDED_THRESHOLD"):
+    _options["extended_payload_threshold"] = int(os.environ["CHAOS_EXTENDED_THRESHOLD"])
 _backend_options: dict[str, Any] = {}
 if os.environ.get("CHAOS_MAX_ATTEMPTS"):
     _options["retry_policy"] = RetryPolicy(max_attempts=int(os.environ["CHAOS_MAX_ATTEMPTS"]))

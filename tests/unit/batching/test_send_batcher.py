@@ -277,3 +277,73 @@ async def test_send_batcher_rejects_oversize_message() -> None:
     with pytest.raises(ValueError, match="1001 bytes"):
         sender.submit(QUEUE, entry(1, size=1001))
     await sender.aclose()
+
+
+# -- the buffer is bounded -----------------------------------------------------------------------------
+async def test_a_full_buffer_makes_put_wait_then_fail_loudly() -> None:
+    """SQS down for a while once meant 166,263 tasks (1.7 GB) held in memory, all reported as sent."""
+    from taskiq_sqs_http.batching import SendBufferFullError
+
+    never = asyncio.Event()
+
+    class DownSQS(FakeSQS):
+        async def send_message_batch(
+            self, queue_url: str, entries: Sequence[SendMessageEntry]
+        ) -> SendMessageBatchResult:
+            await never.wait()
+            raise AssertionError("unreachable")
+
+    sender = SendBatcher(DownSQS(), linger=0, max_buffered_messages=3)
+    for i in range(3):
+        await sender.put(QUEUE, SendMessageEntry(f"t{i}", f"b{i}"), timeout=1)
+    assert sender.full
+    with pytest.raises(SendBufferFullError) as caught:
+        await sender.put(QUEUE, SendMessageEntry("t3", "b3"), timeout=0.05)
+    (failure,) = caught.value.failures
+    assert failure.entry.id == "t3" and failure.code == "SendBufferFull"
+    assert sender.full
+    with pytest.raises(SendBatchError):
+        await sender.aclose(timeout=0.05)
+
+
+async def test_put_proceeds_as_soon_as_sent_messages_free_room() -> None:
+    release = asyncio.Event()
+
+    class SlowSQS(FakeSQS):
+        async def send_message_batch(
+            self, queue_url: str, entries: Sequence[SendMessageEntry]
+        ) -> SendMessageBatchResult:
+            await release.wait()
+            return await super().send_message_batch(queue_url, entries)
+
+    fake = SlowSQS()
+    sender = SendBatcher(fake, linger=0, max_buffered_messages=2)
+    await sender.put(QUEUE, SendMessageEntry("a", "a"), timeout=1)
+    await sender.put(QUEUE, SendMessageEntry("b", "b"), timeout=1)
+    third = asyncio.ensure_future(sender.put(QUEUE, SendMessageEntry("c", "c"), timeout=5))
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    release.set()
+    await asyncio.wait_for(third, 5)
+    await sender.aclose(timeout=5)
+    assert sorted(fake.delivered) == ["a", "b", "c"]
+
+
+async def test_the_byte_bound_counts_too() -> None:
+    from taskiq_sqs_http.batching import SendBufferFullError
+
+    never = asyncio.Event()
+
+    class DownSQS(FakeSQS):
+        async def send_message_batch(
+            self, queue_url: str, entries: Sequence[SendMessageEntry]
+        ) -> SendMessageBatchResult:
+            await never.wait()
+            raise AssertionError("unreachable")
+
+    sender = SendBatcher(DownSQS(), linger=0, max_buffered_bytes=1_048_576)
+    await sender.put(QUEUE, SendMessageEntry("big", "x" * 1_048_576), timeout=1)
+    with pytest.raises(SendBufferFullError):
+        await sender.put(QUEUE, SendMessageEntry("small", "y"), timeout=0.01)
+    with pytest.raises(SendBatchError):
+        await sender.aclose(timeout=0.05)

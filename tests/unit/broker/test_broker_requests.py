@@ -302,7 +302,7 @@ async def test_early_long_delayed_message_is_hidden_again(aws: FakeAWS, make: Ma
     aws.responders["ReceiveMessage"] = lambda p: httpx.Response(200, json=answers.pop() if answers else {})
     delivery = await _first(broker)
     assert delivery.ack.metadata.receipt_handle == "rh-2"
-    (hide,) = aws.payloads("ChangeMessageVisibility")
+    ((hide,),) = [p["Entries"] for p in aws.payloads("ChangeMessageVisibilityBatch")]
     assert hide["ReceiptHandle"] == "rh-1"
     assert 4990 <= hide["VisibilityTimeout"] <= 5001
 

@@ -176,11 +176,61 @@ def test_batching_and_payload_options_are_validated(kwargs: dict[str, object], m
 
 def test_recent_set_forgets_oldest() -> None:
     """The failed-task memory is bounded."""
-    from taskiq_sqs_http.broker._broker import _RecentSet  # pyright: ignore[reportPrivateUsage]
+    from taskiq_sqs_http.broker._lifecycle import RecentSet
 
-    recent = _RecentSet(limit=3)
+    recent = RecentSet(limit=3)
     for item in "abcd":
         recent.add(item)
     assert "a" not in recent and "d" in recent and len(recent) == 3
     recent.discard("d")
     assert "d" not in recent
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"endpoint_url": "not a url"}, ("endpoint_url", "not a url")),
+        ({"endpoint_url": "ftp://host"}, ("endpoint_url",)),
+        ({"region_name": "Bad Region"}, ("region_name", "Bad Region")),
+        ({"aws_access_key_id": "AKIDEXAMPLE"}, ("aws_secret_access_key",)),
+        ({"aws_secret_access_key": "shh-secret"}, ("aws_access_key_id",)),
+        (
+            {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": 123},
+            ("aws_secret_access_key", "int"),
+        ),
+        ({"s3_extended_bucket_name": 123}, ("s3_extended_bucket_name", "123")),
+        ({"s3_extended_bucket_name": ""}, ("s3_extended_bucket_name",)),
+        ({"s3_extended_bucket_name": "bad/bucket"}, ("s3_extended_bucket_name", "bad/bucket")),
+        ({"max_buffered_messages": 0}, ("max_buffered_messages",)),
+        ({"send_buffer_timeout": -1}, ("send_buffer_timeout",)),
+    ],
+)
+def test_client_and_bucket_arguments_are_checked_at_construction(
+    kwargs: dict[str, object], names: tuple[str, ...]
+) -> None:
+    """These used to fail only at startup() or at the first large kick, some with a TypeError."""
+    with pytest.raises(BrokerConfigError) as caught:
+        SQSBroker("tasks", **kwargs)  # type: ignore[arg-type]
+    for name in names:
+        assert name in str(caught.value)
+    assert "shh-secret" not in str(caught.value)
+
+
+def test_secrets_live_only_inside_the_credentials_object() -> None:
+    """Error reporters that capture local variables send ``vars(broker)`` away."""
+    broker = SQSBroker(
+        "tasks",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="s3cr3t-v4lue",
+        aws_session_token="t0k3n",
+    )
+
+    def walk(value: object, depth: int = 0) -> str:
+        if depth > 3:
+            return ""
+        if isinstance(value, dict):
+            return " ".join(f"{k!r} {walk(v, depth + 1)}" for k, v in value.items())  # type: ignore[misc]
+        return repr(value)
+
+    shown = walk(vars(broker)) + str(broker.client_options) + repr(broker.client_options)
+    assert "s3cr3t-v4lue" not in shown and "t0k3n" not in shown
