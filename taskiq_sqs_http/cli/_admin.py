@@ -132,7 +132,12 @@ async def create(op: Operator, broker: Any, overrides: dict[str, str]) -> list[C
             status = (
                 "missing" if not dlq_exists else ("exists" if existed[queue.dead_letter_queue] else "created")
             )
-            rows.append(Created("dead-letter queue", queue.dead_letter_queue, status, f"for {queue.name}"))
+            detail = f"for {queue.name}"
+            if status == "missing":
+                detail = (
+                    f"not created: {queue.name} already existed, and create does not change existing queues"
+                )
+            rows.append(Created("dead-letter queue", queue.dead_letter_queue, status, detail))
     return rows
 
 

@@ -64,7 +64,7 @@ def load_broker(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
             raise CLIError(
                 f"app path {path!r}: no module named {exc.name!r} (from {os.getcwd()})", 2
             ) from None

@@ -455,3 +455,16 @@ def test_console_script_runs_as_a_subprocess(
     assert missing.returncode == 1
     assert missing.stdout == ""
     assert "does not exist" in missing.stderr
+
+
+def test_create_leaves_existing_queues_alone_and_says_the_dlq_is_missing(
+    capsys: pytest.CaptureFixture[str], env: str, names: dict[str, str], app: str
+) -> None:
+    run(lambda sqs: sqs.create_queue(names["queue"] + "-b"), env)
+    code, out, err = cli(capsys, "create", f"{app}:broker", "--json")
+    assert code == 1
+    rows = {(r["kind"], r["name"]): r for r in json.loads(out)["resources"]}
+    assert rows["queue", names["queue"] + "-b"]["status"] == "exists"
+    assert "has no redrive policy" in rows["queue", names["queue"] + "-b"]["detail"]
+    assert rows["dead-letter queue", names["dlq"]]["status"] == "missing"
+    assert f"dead-letter queue {names['dlq']} does not exist" in err
