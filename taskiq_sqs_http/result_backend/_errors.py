@@ -18,7 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..aws import AWSError, CredentialsError, NoSuchBucketError, RetryPolicy, S3Error, ServiceError
+from ..aws import (
+    AWSError,
+    CredentialsError,
+    CredentialsRejectedError,
+    NoSuchBucketError,
+    S3Error,
+    ServiceError,
+    is_transient,
+)
 from ..exceptions import ResultAccessDeniedError, S3ResultBackendError
 
 __all__ = [
@@ -84,13 +92,6 @@ _CREDENTIAL_HINTS: dict[str, str] = {
 }
 # S3 names the bucket's region in these answers (301 for a HEAD, which has no body).
 _WRONG_REGION_CODES = frozenset({"PermanentRedirect", "AuthorizationHeaderMalformed", "301"})
-# Only to classify errors: the classification of the client's own retry loop.
-_CLASSIFIER = RetryPolicy()
-
-
-def _is_transient(error: BaseException) -> bool:
-    """What the client retries is what may succeed later: 5xx, throttling, timeouts, connection errors."""
-    return _CLASSIFIER.is_retryable(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ def map_error(
     error: AWSError, call: S3Call, *, endpoint: str, region: str, source: str
 ) -> S3ResultBackendError:
     """The backend error for a client-layer error; ``source`` describes where the credentials came from."""
-    if isinstance(error, CredentialsError):
+    if isinstance(error, CredentialsError) and not is_transient(error):
         return ResultCredentialsError(
             code=type(error).__name__,
             operation=call.operation,
@@ -123,8 +124,10 @@ def map_error(
             source=source,
         )
     if isinstance(error, ServiceError):
-        hint = _CREDENTIAL_HINTS.get(error.code)
-        if hint is not None:
+        if isinstance(error, CredentialsRejectedError) or error.code in _CREDENTIAL_HINTS:
+            hint = _CREDENTIAL_HINTS.get(
+                error.code, "AWS refused the credentials the request was signed with"
+            )
             return ResultCredentialsError(
                 code=error.code,
                 operation=call.operation,
@@ -144,7 +147,7 @@ def map_error(
             return ResultAccessDeniedError(
                 operation=call.operation, bucket=call.bucket, key=call.key, permission=call.permission
             )
-    if _is_transient(error):
+    if is_transient(error):
         cause = f"{error.code} (HTTP {error.status})" if isinstance(error, ServiceError) else str(error)
         return ResultBackendUnavailableError(
             code=error.code if isinstance(error, ServiceError) else type(error).__name__,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from taskiq_sqs_http import (
     S3Backend,
     S3ResultBackendError,
 )
-from taskiq_sqs_http.aws import HTTPSession, RetryPolicy
+from taskiq_sqs_http.aws import Credentials, CredentialSourceError, HTTPSession, RetryPolicy
 from taskiq_sqs_http.result_backend import (
     ResultBackendUnavailableError,
     ResultBucketMissingError,
@@ -186,6 +187,24 @@ async def test_credentials_missing_from_the_chain_are_credential_errors(
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with pytest.raises(ResultCredentialsError, match="NoCredentialsError"):
         await make(aws_access_key_id=None, aws_secret_access_key=None).set_result("t", _result())
+
+
+async def test_a_credential_source_that_does_not_answer_is_transient(make: MakeBackend) -> None:
+    async def unreachable() -> Credentials:
+        raise CredentialSourceError("connection refused", source="container endpoint")
+
+    backend = make(aws_access_key_id=None, aws_secret_access_key=None, credentials=unreachable)
+    with pytest.raises(ResultBackendUnavailableError, match="container endpoint"):
+        await backend.set_result("t", _result())
+
+
+async def test_expired_explicit_credentials_are_credential_errors(make: MakeBackend) -> None:
+    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    expired = Credentials("AKID", SECRET, "token", expiration=past)
+    backend = make(aws_access_key_id=None, aws_secret_access_key=None, credentials=expired)
+    with pytest.raises(ResultCredentialsError) as info:
+        await backend.set_result("t", _result())
+    assert SECRET not in str(info.value)
 
 
 # -- transient vs permanent ----------------------------------------------------------------------------------
