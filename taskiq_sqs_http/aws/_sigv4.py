@@ -284,9 +284,13 @@ class SigV4Signer:
         now: datetime | None = None,
         *,
         unsigned_payload: bool = False,
+        body_sha256: str | None = None,
     ) -> dict[str, str]:
         """The headers to add to the request: ``Authorization``, ``X-Amz-Date`` and, as applicable,
         ``X-Amz-Security-Token`` and ``X-Amz-Content-SHA256``.
+
+        ``body_sha256`` is the hex SHA-256 of ``body`` when the caller already has it (a request
+        re-signed for a retry), so a large body is hashed once per request, not once per attempt.
 
         ``headers`` are the headers that will be sent; all are signed except hop-by-hop and tracing
         headers that intermediaries may change.
@@ -297,7 +301,9 @@ class SigV4Signer:
         would encode a raw space or non-ASCII character *after* we signed it, and we deliberately do
         not guess (the SigV4 suites feed raw, logical paths through exactly this verbatim route).
         """
-        return self.sign_details(method, url, headers, body, now, unsigned_payload=unsigned_payload).headers
+        return self.sign_details(
+            method, url, headers, body, now, unsigned_payload=unsigned_payload, body_sha256=body_sha256
+        ).headers
 
     def presign_url(
         self,
@@ -321,6 +327,7 @@ class SigV4Signer:
         *,
         unsigned_payload: bool = False,
         sign_session_token: bool = True,
+        body_sha256: str | None = None,
     ) -> SignatureDetails:
         """``sign`` plus the canonical request and string to sign.
 
@@ -329,7 +336,10 @@ class SigV4Signer:
         """
         parsed = self._parse_url(url)
         amz_date = _amz_date(now)
-        payload_hash = UNSIGNED_PAYLOAD if unsigned_payload else hashlib.sha256(body).hexdigest()
+        if unsigned_payload:
+            payload_hash = UNSIGNED_PAYLOAD
+        else:
+            payload_hash = body_sha256 or hashlib.sha256(body).hexdigest()
         token = self._credentials.session_token
 
         merged: dict[str, str] = {}
