@@ -9,13 +9,15 @@ Commands (each takes ``--json``, ``--endpoint-url`` and ``--region``)::
     taskiq-sqs create app:broker                             create the broker's queues, DLQs and buckets
 
 Exit status: 0 success, 1 a failure (AWS error, missing queue, messages not moved), 2 bad arguments or app
-path. Errors are one line on stderr; tables go to stdout, notes to stderr.
+path. Errors are one line on stderr (``TASKIQ_SQS_TRACEBACK=1`` shows the traceback of an unexpected one);
+tables and JSON go to stdout, notes and warnings to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +29,7 @@ from ._context import EXIT_FAILURE, EXIT_USAGE, CLIError, Operator, client_optio
 __all__ = ["build_parser", "main"]
 
 PROG = "taskiq-sqs"
+TRACEBACK_ENV = "TASKIQ_SQS_TRACEBACK"
 
 
 def _bounded_int(name: str, low: int, high: int) -> Any:
@@ -212,6 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
+    except Exception as exc:  # an app's startup hook, a bug: one line, the traceback on request
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        sys.stderr.write(
+            f"{PROG}: error: unexpected {type(exc).__name__}: {exc} "
+            f"(set {TRACEBACK_ENV}=1 for the traceback)\n"
+        )
+        return EXIT_FAILURE
 
 
 def console_main() -> None:

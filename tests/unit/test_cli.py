@@ -417,3 +417,31 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
     assert main(["peek", "--help"]) == 0
     assert "a peek is a receive" in " ".join(capsys.readouterr().out.split()).lower()
+
+
+def test_overrides_reach_the_broker_that_create_starts() -> None:
+    from taskiq_sqs_http import SQSBroker
+    from taskiq_sqs_http.cli._context import apply_overrides
+
+    broker = SQSBroker("jobs", region_name="eu-west-1")
+    apply_overrides(broker, {"endpoint_url": "http://localhost:4566", "region_name": "us-west-2"})
+    assert client_options(broker)["endpoint_url"] == "http://localhost:4566"
+    assert client_options(broker)["region_name"] == "us-west-2"
+    apply_overrides(broker, {})
+    assert client_options(broker)["region_name"] == "us-west-2"
+
+
+def test_unexpected_errors_are_one_line_unless_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskiq_sqs_http import cli
+
+    async def boom(args: Any) -> int:
+        raise RuntimeError("hook failed")
+
+    monkeypatch.setattr(cli, "_run", boom)
+    assert main(["stats", "--queue", "q"]) == 1
+    assert "unexpected RuntimeError: hook failed (set TASKIQ_SQS_TRACEBACK=1" in capsys.readouterr().err
+    monkeypatch.setenv("TASKIQ_SQS_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="hook failed"):
+        main(["stats", "--queue", "q"])
