@@ -19,13 +19,13 @@ import httpx
 from .aws import (
     ConfigurationError,
     Credentials,
+    CredentialsLike,
     HTTPSession,
     RetryPolicy,
     S3Client,
     SQSClient,
     Timeouts,
 )
-from .aws._credentials import CredentialsLike
 
 __all__ = ["ClientOptions"]
 

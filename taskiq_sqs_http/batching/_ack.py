@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from ..aws import ConfigurationError, ReceiptHandleIsInvalidError, ServiceError
+from ..aws import ConfigurationError, ReceiptHandleIsInvalidError, ServiceError, is_stale_receipt_handle
 from ..aws.sqs import MAX_BATCH_ENTRIES, BatchResult, ChangeVisibilityEntry, DeleteMessageEntry
 from ._protocols import SQSBatchAPI
 
@@ -26,15 +26,6 @@ __all__ = ["BatchEntryError", "DeleteBatcher", "VisibilityBatcher"]
 
 logger = logging.getLogger(__name__)
 
-STALE_HANDLE_CODES = frozenset(
-    {
-        "ReceiptHandleIsInvalid",
-        "InvalidReceiptHandle",
-        "MessageNotInflight",
-        "AWS.SimpleQueueService.MessageNotInflight",
-        "ReceiptHandleIsInvalidException",
-    }
-)
 
 Item = TypeVar("Item")
 Entry = TypeVar("Entry")
@@ -144,7 +135,7 @@ class _Coalescer(Generic[Item, Entry]):
             item, future, attempts = batch[int(failed.id)]
             if future.done():
                 continue
-            if failed.code in STALE_HANDLE_CODES:
+            if is_stale_receipt_handle(failed.code):
                 if self._stale_ok:
                     logger.warning(
                         "%s: stale receipt handle ignored (%s: %s)", self._name, failed.code, failed.message

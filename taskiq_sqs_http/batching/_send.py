@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..aws import AWSError, ConfigurationError, RetryPolicy, ServiceError
+from ..aws import AWSError, ConfigurationError, RetryPolicy, ServiceError, is_permanent_request_error
 from ..aws._aio import bounded, wait_event
 from ..aws.sqs import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, SendMessageEntry, SendMessageResult
 from ._protocols import SQSBatchAPI
@@ -36,21 +36,6 @@ DEFAULT_MAX_BUFFERED_MESSAGES = 10_000
 DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
-
-# Entries of a single batch whose failure SQS attributes to the request itself are never worth retrying.
-_PERMANENT_REQUEST_CODES = frozenset(
-    {
-        "QueueDoesNotExist",
-        "AWS.SimpleQueueService.NonExistentQueue",
-        "AccessDenied",
-        "AccessDeniedException",
-        "InvalidParameterValue",
-        "InvalidAddress",
-        "KmsAccessDenied",
-        "KmsDisabled",
-        "KmsNotFound",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,9 +359,7 @@ class SendBatcher:
             raise
         except AWSError as exc:
             code = exc.code if isinstance(exc, ServiceError) else type(exc).__name__
-            permanent = isinstance(exc, ServiceError) and (
-                exc.code in _PERMANENT_REQUEST_CODES or exc.query_error_code in _PERMANENT_REQUEST_CODES
-            )
+            permanent = is_permanent_request_error(exc)
             logger.warning("SendMessageBatch to %s failed (%d entries): %s", state.url, len(batch), exc)
             for pending in batch:
                 if permanent:

@@ -22,6 +22,7 @@ from taskiq.acks import AckableMessage
 from ..aws import (
     AWSError,
     ConfigurationError,
+    CredentialsLike,
     HTTPSession,
     RetryPolicy,
     S3Client,
@@ -31,7 +32,7 @@ from ..aws import (
     Timeouts,
     resolve_region,
 )
-from ..aws._credentials import CredentialsLike
+from ..aws.sqs import MAX_MESSAGE_BYTES
 from ..batching import SendFailure
 from ..exceptions import BrokerConfigError, BrokerNotStartedError
 from ..extended import PayloadStore
@@ -48,7 +49,7 @@ from ._config import (
     check_float_at_least,
     check_int,
 )
-from ._consumer import Consumer
+from ._consumer import RETURN_TIMEOUT_SECONDS, Consumer
 from ._envelope import MetadataUnwrappingFormatter
 from ._errors import broker_error
 from ._lifecycle import FailureTracker, Inbox, InboxSettings, RecentSet, TaskCheck, check_task
@@ -59,11 +60,11 @@ __all__ = ["MAX_SQS_MESSAGE_SIZE", "SQSBroker"]
 
 logger = logging.getLogger(__name__)
 
-# SQS's limit on body plus attributes; at or above it the payload goes to S3 (2.1.1's threshold).
-MAX_SQS_MESSAGE_SIZE = 1_048_576
+# SQS's limit on body plus attributes; at or above it the payload goes to S3 (2.1.1's name and threshold).
+MAX_SQS_MESSAGE_SIZE = MAX_MESSAGE_BYTES
 _DEFAULT_HEARTBEAT_MAX_EXTENSIONS = 100
-# Bound on handing un-acked messages back and sending the last acks at shutdown.
-_SHUTDOWN_RETURN_TIMEOUT = 10.0
+# Bound on handing un-acked messages back and sending the last acks at shutdown (the consumer's too).
+_SHUTDOWN_RETURN_TIMEOUT = RETURN_TIMEOUT_SECONDS
 # Default linger of batched deletes and visibility changes while other deliveries are in flight: long
 # enough to coalesce the acks of one receive, short enough not to matter to a task's latency.
 _ACK_LINGER = 0.02

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..aws.sqs import MAX_DELAY_SECONDS, MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME_SECONDS
 from ..exceptions import BrokerConfigError, BrokerFloatConfigError, BrokerInputConfigError
 
 __all__ = [
@@ -27,9 +28,6 @@ __all__ = [
 ]
 
 MAX_NUMBER_OF_MESSAGES = 10
-MAX_WAIT_TIME_SECONDS = 20
-MAX_DELAY_SECONDS = 900
-MAX_VISIBILITY_TIMEOUT = 43_200
 MAX_RECEIVE_COUNT = 1000
 
 _FIFO_SUFFIX = ".fifo"
@@ -117,7 +115,10 @@ class SQSQueue:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise BrokerInputConfigError(attribute="name", min_number=1, max_number=80, value=self.name)
+            raise BrokerConfigError(
+                error=f"queue name is {self.name!r}; it must be a string of 1 to 80 letters, digits, '-' "
+                "and '_' (ending in '.fifo' for a FIFO queue), or a queue URL"
+            )
         if self.name.startswith(("http://", "https://")):
             if self.url is not None and self.url != self.name:
                 raise BrokerConfigError(

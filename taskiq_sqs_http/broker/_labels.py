@@ -50,8 +50,8 @@ def label_bool(value: Any) -> bool:
 def parse_delay(raw: Any, *, maximum: float = MAX_LONG_DELAY_SECONDS) -> float:
     """Seconds of delay asked for by a ``delay`` label (0 when absent or zero).
 
-    Negative, non-numeric and non-finite values raise `IntTaskLabelConfigError`, whose message is 2.1.1's
-    ("'DelaySeconds' must be between 0 and 900, got ...") when the value is not a number at all.
+    Negative, non-numeric, non-finite and too long values raise `IntTaskLabelConfigError` naming the
+    label and the range that is really accepted (0 to 14 days: longer than 15 minutes is "hide until due").
     """
     if raw is None or raw is False or (isinstance(raw, str) and raw.strip().lower() in _FALSE_STRINGS):
         return 0.0
@@ -67,9 +67,7 @@ def parse_delay(raw: Any, *, maximum: float = MAX_LONG_DELAY_SECONDS) -> float:
             number = None
     else:
         number = None
-    if number is None or not math.isfinite(number) or number < 0:
-        raise IntTaskLabelConfigError(attribute="DelaySeconds", min_number=0, max_number=900, value=raw)
-    if number > maximum:
+    if number is None or not math.isfinite(number) or number < 0 or number > maximum:
         raise IntTaskLabelConfigError(attribute="delay", min_number=0, max_number=int(maximum), value=raw)
     return number
 

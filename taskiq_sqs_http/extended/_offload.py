@@ -18,18 +18,14 @@ from ..aws import (
     NoSuchKeyError,
     S3Client,
     ServerSideEncryption,
-    ServiceError,
-    TransportError,
+    is_transient,
 )
-from ..aws.sqs import MAX_BATCH_BYTES, Message, MessageAttributeValue, SendMessageEntry
+from ..aws.sqs import MAX_MESSAGE_BYTES, Message, MessageAttributeValue, SendMessageEntry
 from ._pointer import PayloadFormat, PointerError, S3Pointer, decode_pointer, encode_pointer
 
-__all__ = ["OffloadBucketMissingError", "PayloadStore", "PayloadUnavailableError", "is_transient"]
+__all__ = ["OffloadBucketMissingError", "PayloadStore", "PayloadUnavailableError"]
 
 logger = logging.getLogger(__name__)
-
-# Room left for the pointer's own attributes when deciding what still fits.
-MAX_MESSAGE_BYTES = MAX_BATCH_BYTES
 
 
 class OffloadBucketMissingError(ConfigurationError):
@@ -43,20 +39,6 @@ class PayloadUnavailableError(AWSError):
     def __init__(self, message: str, cause: AWSError) -> None:
         super().__init__(message)
         self.cause = cause
-
-
-_THROTTLING_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable"}
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A failure that time may cure: connection errors, timeouts, 5xx and throttling."""
-    if isinstance(exc, TransportError):
-        return True
-    if isinstance(exc, ServiceError):
-        return exc.status >= 500 or exc.status == 429 or exc.code in _THROTTLING_CODES
-    return False
 
 
 S3Source = S3Client | Callable[[], Awaitable[S3Client]] | None

@@ -48,10 +48,11 @@ def test_bad_delays_are_clear_errors(raw: object) -> None:
         parse_delay(raw)
 
 
-def test_not_an_integer_message_is_aiosqs_exact() -> None:
+def test_a_bad_delay_label_names_the_range_really_accepted() -> None:
+    """2.1.1 said "between 0 and 900", but delays up to 14 days are accepted (hidden until due)."""
     with pytest.raises(IntTaskLabelConfigError) as info:
         parse_delay("not-an-integer")
-    assert str(info.value) == "'DelaySeconds' must be between 0 and 900, got not-an-integer"
+    assert str(info.value) == "'delay' must be between 0 and 1209600, got not-an-integer"
 
 
 def test_group_id_validation() -> None:
