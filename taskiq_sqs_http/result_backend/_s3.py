@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import httpx
@@ -31,12 +31,12 @@ from ..aws import (
     S3Client,
     S3Error,
     ServerSideEncryption,
-    StaticCredentialProvider,
     Timeouts,
     resolve_region,
 )
 from ..aws._credentials import CredentialsLike
 from ..exceptions import BrokerConfigError, ResultIsMissingError, S3ResultBackendError
+from ..options import ClientOptions
 from ._errors import S3Call, is_missing_key, map_error
 from ._keys import join_key, normalise_base_path, object_key_segment
 from ._keys import server_side_encryption as _sse
@@ -52,53 +52,6 @@ RESULT_RETRY_POLICY = RetryPolicy(max_attempts=5, base_delay=0.25, max_delay=4.0
 """A result that cannot be saved is lost (taskiq acks the message anyway), so results get five attempts,
 with waits of up to 0.25, 0.5, 1 and 2 s (full jitter; 1, 2, 4 and 4 s when S3 throttles) that outlast a
 brief S3 brownout."""
-
-
-@dataclass(frozen=True, slots=True)
-class _ClientSettings:
-    """What this backend's S3 client is built from; secrets stay inside the credential provider."""
-
-    region_name: str | None
-    endpoint_url: str | None
-    credentials: CredentialsLike | None
-    retry_policy: RetryPolicy
-
-    def open(self, session: HTTPSession) -> S3Client:
-        return S3Client(
-            session=session,
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
-            credentials=self.credentials,
-            retry_policy=self.retry_policy,
-        )
-
-
-def _explicit_credentials(
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    session_token: str | None,
-    credentials: CredentialsLike | None,
-) -> CredentialsLike | None:
-    """Keys given as arguments, packed at once into a provider whose repr never shows the secret."""
-    given = {
-        "aws_access_key_id": access_key_id,
-        "aws_secret_access_key": secret_access_key,
-        "aws_session_token": session_token,
-    }
-    for name, value in given.items():
-        if value is not None and not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise BrokerConfigError(error=f"{name} must be a string, got {type(value).__name__}")
-    if not (access_key_id or secret_access_key or session_token):
-        return credentials
-    if credentials is not None:
-        raise BrokerConfigError(error="pass credentials or aws_access_key_id/aws_secret_access_key, not both")
-    if not access_key_id:
-        raise BrokerConfigError(
-            error="aws_secret_access_key or aws_session_token is set but aws_access_key_id is not"
-        )
-    if not secret_access_key:
-        raise BrokerConfigError(error="aws_access_key_id is set but aws_secret_access_key is not")
-    return StaticCredentialProvider(access_key_id, secret_access_key, session_token, source="arguments")
 
 
 def _check_bool(name: str, value: object) -> bool:
@@ -136,6 +89,7 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         sse_kms_key_id: str | None = None,
         timeouts: Timeouts | None = None,
         create_bucket: bool = False,
+        client_options: ClientOptions | None = None,
     ) -> None:
         if not isinstance(bucket_name, str) or not bucket_name or "/" in bucket_name:  # pyright: ignore[reportUnnecessaryIsInstance]
             raise BrokerConfigError(
@@ -150,17 +104,30 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         self._serializer = serializer or ORJSONSerializer()
         self.keep_results = _check_bool("keep_results", keep_results)
         self._create_bucket = _check_bool("create_bucket", create_bucket)
-        self._region_name = region_name
-        self._settings = _ClientSettings(
-            region_name=region_name,
-            endpoint_url=endpoint_url,
-            credentials=_explicit_credentials(
-                aws_access_key_id, aws_secret_access_key, aws_session_token, credentials
-            ),
-            retry_policy=retry_policy or RESULT_RETRY_POLICY,
-        )
-        self._timeouts = timeouts
-        self._http_client = http_client
+        flat = (endpoint_url, region_name, aws_access_key_id, aws_secret_access_key, aws_session_token)
+        flat_objects = (credentials, http_client, retry_policy, timeouts)
+        if client_options is not None and (any(flat) or any(o is not None for o in flat_objects)):
+            raise BrokerConfigError(
+                error="pass client_options or endpoint_url/region_name/credentials/http_client/"
+                "retry_policy/timeouts and the access keys, not both"
+            )
+        try:
+            options = client_options or ClientOptions.from_arguments(
+                region_name=region_name,
+                endpoint_url=endpoint_url,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+                credentials=credentials,
+                retry_policy=retry_policy,
+                timeouts=timeouts,
+                http_client=http_client,
+            )
+        except ConfigurationError as exc:
+            raise BrokerConfigError(error=str(exc)) from None
+        if options.retry_policy is None:
+            options = replace(options, retry_policy=RESULT_RETRY_POLICY)
+        self._options = options
         self._lent_session: HTTPSession | None = None
         self._own_session: HTTPSession | None = None
         self._client: S3Client | None = None
@@ -176,7 +143,7 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
     def region_name(self) -> str:
         if self._client is not None:
             return self._client.region
-        return resolve_region(self._region_name).value
+        return resolve_region(self._options.region_name).value
 
     def result_key(self, task_id: str) -> str:
         """The object key of a task's result; never outside ``base_path``."""
@@ -208,7 +175,7 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         One pool per process: the broker's SQS and S3 traffic and the results share connections. The pool
         stays the lender's: the backend closes only its own client on it, never the pool.
         """
-        if self._http_client is None and self._client is None:
+        if self._options.http_client is None and self._client is None:
             self._lent_session = session
 
     async def _get_client(self) -> S3Client:
@@ -223,12 +190,12 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         lent = self._lent_session
         try:
             if lent is not None and not lent.closed:
-                return self._settings.open(lent)
-            session = HTTPSession(http_client=self._http_client, timeouts=self._timeouts)
+                return self._options.s3_client(lent)
+            session = self._options.open_session()
         except AWSError as exc:
             raise S3ResultBackendError(code=str(exc)) from exc
         try:
-            client = self._settings.open(session)
+            client = self._options.s3_client(session)
         except BaseException as exc:
             await session.aclose()
             if isinstance(exc, AWSError):

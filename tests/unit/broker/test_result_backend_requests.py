@@ -21,6 +21,7 @@ from taskiq_sqs_http import (
     S3ResultBackendError,
 )
 from taskiq_sqs_http.aws import Credentials, CredentialSourceError, HTTPSession, RetryPolicy
+from taskiq_sqs_http.options import ClientOptions
 from taskiq_sqs_http.result_backend import (
     ResultBackendUnavailableError,
     ResultBucketMissingError,
@@ -392,6 +393,32 @@ def test_incomplete_keys_are_refused_at_construction(options: dict[str, Any], na
     with pytest.raises(BrokerConfigError, match=named) as info:
         S3Backend("bucket", **options)
     assert SECRET not in str(info.value)
+
+
+async def test_client_options_can_be_shared_with_the_broker(s3: respx.Router) -> None:
+    put = s3.put("/bucket/t").respond(200)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(s3.async_handler)) as client:
+        options = ClientOptions.from_arguments(
+            endpoint_url=ENDPOINT,
+            region_name="eu-west-1",
+            credentials=Credentials("AK", SECRET),
+            http_client=client,
+        )
+        backend: S3Backend[int] = S3Backend("bucket", client_options=options)
+        await backend.set_result("t", _result())
+        await backend.shutdown()
+    assert "eu-west-1/s3/aws4_request" in put.calls.last.request.headers["authorization"]
+    assert backend.region_name == "eu-west-1"
+
+
+def test_client_options_or_flat_arguments_not_both() -> None:
+    with pytest.raises(BrokerConfigError, match="client_options or"):
+        S3Backend("bucket", client_options=ClientOptions(), endpoint_url=ENDPOINT)
+
+
+def test_a_bad_endpoint_is_refused_at_construction() -> None:
+    with pytest.raises(BrokerConfigError, match="endpoint_url"):
+        S3Backend("bucket", endpoint_url="not a url")
 
 
 # -- request shapes ------------------------------------------------------------------------------------------
