@@ -265,7 +265,13 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         if not with_logs:
             result.log = None
         if not self.keep_results:
-            await self._delete(key, self.progress_key(task_id))
+            try:
+                await self._delete(key, self.progress_key(task_id))
+            except S3ResultBackendError as exc:
+                # The result is read: failing the call now would lose it for the caller over a cleanup.
+                logger.warning(
+                    "result of task %s was read but not deleted (keep_results=False): %s", task_id, exc
+                )
         return result
 
     async def is_result_ready(self, task_id: str) -> bool:

@@ -141,6 +141,25 @@ async def test_missing_result_is_missing(s3: respx.Router, make: MakeBackend) ->
         await make().get_result("t")
 
 
+async def test_keep_results_false_deletes_result_and_progress(s3: respx.Router, make: MakeBackend) -> None:
+    s3.get("/bucket/t").respond(200, content=b'{"is_err":false,"return_value":1,"execution_time":0.1}')
+    delete = s3.post("/bucket", params={"delete": ""}).respond(200)
+    assert (await make(keep_results=False).get_result("t")).return_value == 1
+    body = delete.calls.last.request.content
+    assert b"<Key>t</Key>" in body
+    assert b"<Key>t~progress</Key>" in body
+
+
+async def test_a_failed_cleanup_does_not_lose_the_result(
+    s3: respx.Router, make: MakeBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    s3.get("/bucket/t").respond(200, content=b'{"is_err":false,"return_value":1,"execution_time":0.1}')
+    s3.post("/bucket", params={"delete": ""}).mock(return_value=s3_error(403, "AccessDenied"))
+    with caplog.at_level(logging.WARNING, logger="taskiq_sqs_http.result_backend"):
+        assert (await make(keep_results=False).get_result("t")).return_value == 1
+    assert "s3:DeleteObject" in caplog.text
+
+
 # -- access denied vs rejected credentials ------------------------------------------------------------------
 async def test_head_403_names_the_missing_permission(s3: respx.Router, make: MakeBackend) -> None:
     s3.head("/bucket/res/t").respond(403)
