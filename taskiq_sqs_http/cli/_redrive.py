@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from ..aws import DeleteMessageEntry, Message, SendMessageEntry, ServiceError
+from ..aws.sqs import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES
 from ._context import CLIError, Operator, QueueRef
 from ._output import emit_json, render_table
 from ._peek import hand_back
@@ -99,6 +100,20 @@ def _entry(message: Message, index: int, fifo: bool) -> SendMessageEntry:
         message_group_id=message.attributes.get("MessageGroupId"),
         message_deduplication_id=message.attributes.get("MessageDeduplicationId") if fifo else None,
     )
+
+
+def _batches(messages: Sequence[Message], fifo: bool) -> list[list[Message]]:
+    """Messages in SendMessageBatch calls that respect SQS's 1 MiB total (each message may be near it)."""
+    batches: list[list[Message]] = []
+    size = 0
+    for message in messages:
+        weight = _entry(message, 0, fifo).wire_size()
+        if not batches or size + weight > MAX_BATCH_BYTES or len(batches[-1]) == MAX_BATCH_ENTRIES:
+            batches.append([])
+            size = 0
+        batches[-1].append(message)
+        size += weight
+    return batches
 
 
 def _recently_deduplicated(message: Message, fifo: bool, now: float) -> bool:
@@ -216,7 +231,8 @@ async def _manual(op: Operator, dlq: QueueRef, to: QueueRef | None, limit: int |
                 groups.setdefault(target.url, (target, []))[1].append(message)
             for target, messages in groups.values():
                 fifo = await destinations.is_fifo(target)
-                keep_hidden.extend(await _send_and_delete(op, dlq, target, messages, fifo, result))
+                for chunk in _batches(messages, fifo):
+                    keep_hidden.extend(await _send_and_delete(op, dlq, target, chunk, fifo, result))
     finally:
         if keep_hidden:
             await hand_back(op, dlq, keep_hidden)

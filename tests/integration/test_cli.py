@@ -468,3 +468,14 @@ def test_create_leaves_existing_queues_alone_and_says_the_dlq_is_missing(
     assert "has no redrive policy" in rows["queue", names["queue"] + "-b"]["detail"]
     assert rows["dead-letter queue", names["dlq"]]["status"] == "missing"
     assert f"dead-letter queue {names['dlq']} does not exist" in err
+
+
+def test_redrive_large_messages_in_batches_under_the_total_limit(
+    capsys: pytest.CaptureFixture[str], env: str, names: dict[str, str], queue_with_dlq: tuple[str, str]
+) -> None:
+    url, _ = queue_with_dlq
+    bodies = [c * 400_000 for c in "abc"]
+    run(lambda sqs: _to_dlq(sqs, url, bodies), env)
+    code, data = cli_json(capsys, "redrive", names["dlq"], "--endpoint-url", env)
+    assert (code, data["moved"], data["failed"]) == (0, 3, 0), data
+    assert _stats(capsys, env, names["queue"])[names["queue"]]["visible"] == 3

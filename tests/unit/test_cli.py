@@ -445,3 +445,10 @@ def test_unexpected_errors_are_one_line_unless_asked(
     monkeypatch.setenv("TASKIQ_SQS_TRACEBACK", "1")
     with pytest.raises(RuntimeError, match="hook failed"):
         main(["stats", "--queue", "q"])
+
+
+def test_manual_redrive_batches_respect_the_1_mib_total() -> None:
+    big = [Message(f"m{i}", f"r{i}", "x" * 400_000) for i in range(5)]
+    small = [Message(f"s{i}", f"r{i}", "y") for i in range(12)]
+    assert [len(b) for b in _redrive._batches(big, fifo=False)] == [2, 2, 1]
+    assert [len(b) for b in _redrive._batches(small, fifo=False)] == [10, 2]
