@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import ClassVar, TypeVar, cast
+from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -230,17 +230,11 @@ class ServiceClient:
         task = asyncio.current_task()
         budget = self._session.timeouts.total + extra_deadline
         deadline = loop.time() + budget
-        expired = False
         sent = 0
         body_sha256: str | None = None
         last_error = ""
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            cast("asyncio.Task[object]", task).cancel()
-
-        timer = loop.call_at(deadline, expire) if task is not None else None
+        # One timer per operation (not per attempt): it cancels this task when the deadline passes.
+        timer = loop.call_at(deadline, task.cancel) if task is not None else None
         try:
             skew_retried = False
             token_retried = False
@@ -325,9 +319,9 @@ class ServiceClient:
                     )
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
-            # Ours when the timer fired and no other cancellation is pending (uncancel: Python 3.11+).
+            # Ours when the deadline has passed and no other cancellation is pending (uncancel: 3.11+).
             uncancel: Callable[[], int] | None = getattr(task, "uncancel", None)
-            if expired and (uncancel is None or uncancel() == 0):
+            if loop.time() >= deadline and (uncancel is None or uncancel() == 0):
                 raise DeadlineExceededError(
                     operation=operation, deadline=budget, attempts=sent, last_error=last_error
                 ) from None
