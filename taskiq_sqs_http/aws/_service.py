@@ -44,6 +44,8 @@ ErrorParser = Callable[[int, dict[str, str], bytes, str], ServiceError]
 
 # A response Date this far from our clock means our clock is wrong, not the network slow.
 _SKEW_THRESHOLD = timedelta(seconds=300)
+# Seconds before the deadline at which a cancellation is taken for the deadline timer's own.
+_TIMER_SLACK = 0.01
 
 
 def check_type(name: str, value: object, expected: type | tuple[type, ...]) -> None:
@@ -319,9 +321,10 @@ class ServiceClient:
                     )
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
-            # Ours when the deadline has passed and no other cancellation is pending (uncancel: 3.11+).
+            # Ours when the deadline has passed (the loop may run a timer up to its clock resolution
+            # early) and no other cancellation is pending (uncancel: Python 3.11+).
             uncancel: Callable[[], int] | None = getattr(task, "uncancel", None)
-            if loop.time() >= deadline and (uncancel is None or uncancel() == 0):
+            if loop.time() >= deadline - _TIMER_SLACK and (uncancel is None or uncancel() == 0):
                 raise DeadlineExceededError(
                     operation=operation, deadline=budget, attempts=sent, last_error=last_error
                 ) from None
