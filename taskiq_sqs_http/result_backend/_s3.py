@@ -67,7 +67,8 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
     ``credentials`` and ``http_client`` as on `SQSBroker`; ``keep_results=False`` deletes a result once
     it has been read; progress is stored; ``server_side_encryption`` (``"AES256"`` or ``"aws:kms"``)
     and ``sse_kms_key_id`` encrypt what we write; ``create_bucket=True`` creates the bucket at startup
-    when it is missing (2.1.1 never creates it, and neither do we by default).
+    when it is missing (2.1.1 never creates it, and neither do we by default); ``client_options`` takes
+    the client settings as one `ClientOptions` value, which a broker can share.
     """
 
     def __init__(
@@ -111,17 +112,25 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
                 error="pass client_options or endpoint_url/region_name/credentials/http_client/"
                 "retry_policy/timeouts and the access keys, not both"
             )
+        if client_options is not None and not isinstance(client_options, ClientOptions):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise BrokerConfigError(
+                error=f"client_options must be a ClientOptions, got {type(client_options).__name__}"
+            )
         try:
-            options = client_options or ClientOptions.from_arguments(
-                region_name=region_name,
-                endpoint_url=endpoint_url,
-                aws_access_key_id=aws_access_key_id,
-                aws_secret_access_key=aws_secret_access_key,
-                aws_session_token=aws_session_token,
-                credentials=credentials,
-                retry_policy=retry_policy,
-                timeouts=timeouts,
-                http_client=http_client,
+            options = (
+                client_options
+                if client_options is not None
+                else ClientOptions.from_arguments(
+                    region_name=region_name,
+                    endpoint_url=endpoint_url,
+                    aws_access_key_id=aws_access_key_id,
+                    aws_secret_access_key=aws_secret_access_key,
+                    aws_session_token=aws_session_token,
+                    credentials=credentials,
+                    retry_policy=retry_policy,
+                    timeouts=timeouts,
+                    http_client=http_client,
+                )
             )
         except ConfigurationError as exc:
             raise BrokerConfigError(error=str(exc)) from None
@@ -173,9 +182,15 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
         """Borrow a broker's connection pool (SQSBroker calls this at startup when you gave us no client).
 
         One pool per process: the broker's SQS and S3 traffic and the results share connections. The pool
-        stays the lender's: the backend closes only its own client on it, never the pool.
+        stays the lender's: the backend closes only its own client on it, never the pool. A backend given
+        its own ``http_client``, or ``timeouts`` other than the pool's, keeps a pool of its own.
         """
-        if self._options.http_client is None and self._client is None:
+        timeouts = self._options.timeouts
+        if (
+            self._options.http_client is None
+            and self._client is None
+            and timeouts in (None, session.timeouts)
+        ):
             self._lent_session = session
 
     async def _get_client(self) -> S3Client:

@@ -20,7 +20,7 @@ from taskiq_sqs_http import (
     S3Backend,
     S3ResultBackendError,
 )
-from taskiq_sqs_http.aws import Credentials, CredentialSourceError, HTTPSession, RetryPolicy
+from taskiq_sqs_http.aws import Credentials, CredentialSourceError, HTTPSession, RetryPolicy, Timeouts
 from taskiq_sqs_http.options import ClientOptions
 from taskiq_sqs_http.result_backend import (
     ResultBackendUnavailableError,
@@ -373,6 +373,22 @@ async def test_a_lent_session_is_never_closed_by_the_backend(s3: respx.Router) -
         await backend.shutdown()
         assert not session.closed
         assert s3.calls.call_count == 1
+
+
+async def test_own_timeouts_keep_a_pool_of_their_own(s3: respx.Router) -> None:
+    s3.put("/bucket/t").respond(200)
+    async with HTTPSession(transport=httpx.MockTransport(s3.async_handler)) as session:
+        backend: S3Backend[int] = S3Backend(
+            "bucket",
+            endpoint_url=ENDPOINT,
+            aws_access_key_id="AK",
+            aws_secret_access_key=SECRET,
+            timeouts=Timeouts(read=2),
+        )
+        backend.use_session(session)
+        await backend.startup()
+        assert backend._client.session is not session  # pyright: ignore[reportPrivateUsage, reportOptionalMemberAccess]
+        await backend.shutdown()
 
 
 async def test_the_backend_closes_the_pool_it_opened(make: MakeBackend) -> None:
