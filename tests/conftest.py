@@ -1,4 +1,8 @@
-"""Isolation shared by every test: no real AWS environment, no real ~/.aws, ever."""
+"""What every suite shares: no real AWS environment, no real ~/.aws, ever; fake keys on request.
+
+Suite-specific fixtures live in their own conftest: the integration one (clients, queues and brokers on
+the run's MiniStack) and the chaos one (``emulator``: a private MiniStack per test).
+"""
 
 from __future__ import annotations
 
@@ -27,3 +31,11 @@ def _isolate_aws_environment(
     # Instance metadata must never be probed from a test machine.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     yield
+
+
+@pytest.fixture
+def fake_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Static keys in the environment: MiniStack does not check signatures, but the client still signs."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")

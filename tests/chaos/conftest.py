@@ -2,6 +2,7 @@
 
 Every scenario starts its own MiniStack (``scripts/with_ministack.ministack``: a free port on 127.0.0.1,
 private TMPDIR, stopped by PID) so it can restart it and never disturbs another test's queues.
+``fake_keys`` comes from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -37,10 +38,3 @@ def emulator() -> Iterator[str]:
     """A private MiniStack for this test only."""
     with ministack(str(MINISTACK)) as url:
         yield url
-
-
-@pytest.fixture
-def fake_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")

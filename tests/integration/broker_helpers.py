@@ -1,4 +1,4 @@
-"""Helpers shared by the broker, result-backend and interop integration tests."""
+"""Plain helpers shared by the broker, result-backend and interop integration tests (fixtures: conftest)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from typing import Any
 
 from taskiq import AckableMessage, BrokerMessage
 
+from taskiq_sqs_http import SQSBroker
 from taskiq_sqs_http.aws import Message, SQSClient
 
-__all__ = ["eventually", "next_message", "receive_all", "task_message"]
+__all__ = ["MakeBroker", "eventually", "next_message", "receive_all", "task_message"]
+
+# The conftest's ``make_broker`` fixture: ``await make_broker(queue_name, start=True, **broker_kwargs)``.
+MakeBroker = Callable[..., Awaitable[SQSBroker]]
 
 
 def task_message(task_name: str = "tests:task", body: bytes | None = None, **labels: Any) -> BrokerMessage:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,12 +20,8 @@ from taskiq_sqs_http import SendFailedError, SQSBroker, SQSQueue
 from taskiq_sqs_http.aws import Message, MessageAttributeValue, S3Client, SQSClient
 from taskiq_sqs_http.batching import SendFailure
 
-from .broker_helpers import receive_all, task_message
+from .broker_helpers import MakeBroker, receive_all, task_message
 from .faults import Fault, FaultTransport
-
-pytest_plugins = ["tests.integration.broker_support"]
-
-MakeBroker = Callable[..., Awaitable[SQSBroker]]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 
 import pytest
 from taskiq import TaskiqMessage
@@ -16,16 +15,10 @@ from taskiq_sqs_http import (
     SQS_QUEUE_URL_LABEL,
     SQS_RECEIPT_HANDLE_LABEL,
     ExtendedBucketNameMissingError,
-    SQSBroker,
 )
 from taskiq_sqs_http.aws import NoSuchKeyError, S3Client, SQSClient
 
-from .broker_helpers import next_message, receive_all, task_message
-
-MakeBroker = Callable[..., Awaitable[SQSBroker]]
-
-# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
-pytest_plugins = ["tests.integration.broker_support"]
+from .broker_helpers import MakeBroker, next_message, receive_all, task_message
 
 
 async def test_heartbeat_keeps_a_long_task_invisible(

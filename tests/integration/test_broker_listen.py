@@ -6,20 +6,14 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 import httpx
 import pytest
 
-from taskiq_sqs_http import SQSBroker
 from taskiq_sqs_http.aws import MessageAttributeValue, SQSClient
 
-from .broker_helpers import eventually, next_message, receive_all, task_message
-
-MakeBroker = Callable[..., Awaitable[SQSBroker]]
-
-# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
-pytest_plugins = ["tests.integration.broker_support"]
+from .broker_helpers import MakeBroker, eventually, next_message, receive_all, task_message
 
 
 class _Counter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -13,12 +13,7 @@ from taskiq.receiver import Receiver
 
 from taskiq_sqs_http import SQSBroker
 
-from .broker_helpers import eventually
-
-MakeBroker = Callable[..., Awaitable[SQSBroker]]
-
-# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
-pytest_plugins = ["tests.integration.broker_support"]
+from .broker_helpers import MakeBroker, eventually
 
 
 @asynccontextmanager

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 
-from taskiq_sqs_http import QueueNotFoundError, QueueNotRegisteredError, SQSBroker, SQSQueue
+from taskiq_sqs_http import QueueNotFoundError, QueueNotRegisteredError, SQSQueue
 from taskiq_sqs_http.aws import SQSClient
 
-from .broker_helpers import next_message, receive_all, task_message
-
-MakeBroker = Callable[..., Awaitable[SQSBroker]]
-
-# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
-pytest_plugins = ["tests.integration.broker_support"]
+from .broker_helpers import MakeBroker, next_message, receive_all, task_message
 
 
 async def test_kick_listen_ack_roundtrip(

@@ -21,9 +21,6 @@ from .broker_helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
-pytest_plugins = ["tests.integration.broker_support"]
-
 
 @pytest.fixture
 def worker(

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,15 @@ from taskiq.result import TaskiqResult
 from taskiq_sqs_http import S3Backend, SQSBroker
 from taskiq_sqs_http.aws import RetryPolicy
 
-from .broker_helpers import next_message, task_message
+from .broker_helpers import MakeBroker, next_message, task_message
 
 PEER = Path(__file__).with_name("aiosqs_peer.py")
 PYTHON = os.environ.get("TEST_AIOSQS_PYTHON")
-MakeBroker = Callable[..., Awaitable[SQSBroker]]
 
 pytestmark = [
     pytest.mark.skipif(not PYTHON, reason="TEST_AIOSQS_PYTHON is not set (run make test / make aiosqs)"),
     # The client layer's aiohttp transport warns on >1 MiB bodies (reported to the aws-layer owners).
 ]
-
-# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
-pytest_plugins = ["tests.integration.broker_support"]
 
 
 async def peer(request: dict[str, Any], endpoint_url: str) -> dict[str, Any]:

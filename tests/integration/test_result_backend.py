@@ -18,10 +18,6 @@ from taskiq_sqs_http import ResultIsMissingError, S3Backend, S3ResultBackendErro
 from taskiq_sqs_http.aws import NoSuchKeyError, RetryPolicy, S3Client
 from taskiq_sqs_http.result_backend import ResultBucketMissingError
 
-# Shared fixtures (queue, fifo_queue, bucket, sqs, s3, make_broker).
-pytest_plugins = ["tests.integration.broker_support"]
-
-
 MakeBackend = Callable[..., "S3Backend[Any]"]
 
 
