@@ -114,7 +114,9 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        with ministack(args.ministack, args.port) as url:
+        # MINISTACK_SERVICES adds emulated services (e.g. "sqs,s3,lambda" for the serverless tests).
+        services = os.environ.get("MINISTACK_SERVICES", "sqs,s3")
+        with ministack(args.ministack, args.port, services=services) as url:
             print(f"MiniStack ready at {url}", flush=True)
             env = {**os.environ, "TEST_AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_MINISTACK": url}
             child = subprocess.Popen(command, env=env)

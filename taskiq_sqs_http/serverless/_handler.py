@@ -185,8 +185,7 @@ class LambdaHandler:
                     units.append(run.group(groups[key]))
                 groups[key].append(record)
         await asyncio.gather(*units)
-        if run.unsettled:
-            await self.broker.inbox.hand_back(run.unsettled, _HAND_BACK_TIMEOUT)
+        await run.hand_back()
         if run.out_of_time:
             logger.warning(
                 "%d records were not started: less than time_margin=%.1f s of the invocation was left "
@@ -224,6 +223,8 @@ class _Run:
         self._slots = asyncio.Semaphore(handler.max_concurrency)
         self.failed: set[str] = set()
         self.unsettled: list[Delivery] = []
+        # Records never started (out of time, or behind a failure in their FIFO group).
+        self.unstarted: list[Record] = []
         self.out_of_time = 0
 
     async def single(self, record: Record) -> None:
@@ -236,6 +237,7 @@ class _Run:
             if not await self._process(record):
                 rest = records[index:]
                 self.failed.update(r.message_id for r in rest)
+                self.unstarted.extend(rest[1:])
                 if len(rest) > 1:
                     logger.info(
                         "FIFO group %s: message %s failed, so its %d later records in this batch are "
@@ -245,6 +247,27 @@ class _Run:
                         len(rest) - 1,
                     )
                 return
+
+    async def hand_back(self) -> None:
+        """Make what never ran visible again at once, instead of after the queue's visibility timeout.
+
+        For FIFO this keeps the order: SQS delivers none of a group's messages while an earlier one is
+        in flight, so the failed record (hidden for ``redelivery_delay``, or with the poison backoff) still
+        comes first. Deliveries taskiq never acked (the result could not be stored) go back the same way.
+        """
+        left = self._time_left()
+        timeout = _HAND_BACK_TIMEOUT if left is None else max(min(_HAND_BACK_TIMEOUT, left - 0.2), 0.1)
+        if self.unsettled:
+            await self._inbox.hand_back(self.unsettled, timeout)
+        handles: list[tuple[str, str]] = []
+        for record in self.unstarted:
+            try:
+                target = self._handler.broker.target_for(record.source_arn)
+            except SQSBrokerError:
+                continue
+            handles.append((target.url, record.message.receipt_handle))
+        if handles:
+            await self._inbox.make_visible(handles, timeout)
 
     def _time_left(self) -> float | None:
         return None if self._deadline is None else self._deadline - time.monotonic()
@@ -263,6 +286,7 @@ class _Run:
             left = self._time_left()
             if left is not None and left < self._handler.time_margin:
                 self.out_of_time += 1
+                self.unstarted.append(record)
                 return False
             try:
                 target = self._handler.broker.target_for(record.source_arn)

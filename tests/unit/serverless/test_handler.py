@@ -329,6 +329,9 @@ def test_fifo_group_stops_after_the_first_failure(aws: FakeAWS, make_handler: Ma
     assert sorted(deleted_handles(aws)) == sorted(
         by_name[n]["receiptHandle"] for n in ["a1", "b1", "b2", "b3"]
     )
+    # a2 is hidden for redelivery_delay (30 s); a3, never started, is handed back at once: SQS still
+    # delivers a2 first, since it keeps a group's later messages back while an earlier one is in flight.
+    assert visibility_changes(aws) == {by_name["a2"]["receiptHandle"]: 30, by_name["a3"]["receiptHandle"]: 0}
 
 
 def test_fifo_poison_record_stops_its_group(aws: FakeAWS, make_handler: MakeHandler) -> None:
@@ -390,6 +393,8 @@ def test_no_task_starts_within_the_time_margin(
     assert failures(response) == [records[2]["messageId"], records[3]["messageId"]]
     assert sorted(deleted_handles(aws)) == sorted([records[0]["receiptHandle"], records[1]["receiptHandle"]])
     assert "2 records were not started" in caplog.text
+    # Handed back at once rather than left hidden for the queue's visibility timeout.
+    assert visibility_changes(aws) == {records[2]["receiptHandle"]: 0, records[3]["receiptHandle"]: 0}
 
 
 def test_a_whole_failed_batch_is_warned_about(
