@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..aws import AWSError, CredentialsError, QueueDoesNotExistError, TransportError
-from ..exceptions import TaskIQSQSError
 from ._context import EXIT_FAILURE, EXIT_USAGE, CLIError, Operator, client_options, load_broker
 
 __all__ = ["build_parser", "main"]
@@ -135,8 +134,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from . import _admin, _peek, _redrive, _stats
-
     if args.command == "purge" and not args.yes:
         raise CLIError(f"purge deletes every message in {args.queue!r} for good; add --yes", EXIT_USAGE)
     if args.command == "stats" and not (args.app or args.queue):
@@ -150,6 +147,8 @@ async def _run(args: argparse.Namespace) -> int:
     options = {**(client_options(broker) if broker is not None else {}), **overrides}
     async with Operator(options) as op:
         if args.command == "stats":
+            from . import _stats
+
             names: list[tuple[str, str | None]] = []
             if broker is not None:
                 names += [(q.url or q.name, q.owner_account_id) for q in broker.queues.values()]
@@ -158,6 +157,8 @@ async def _run(args: argparse.Namespace) -> int:
             _stats.print_stats(rows, args.json)
             return EXIT_FAILURE if any(r.error for r in rows) else 0
         if args.command == "peek":
+            from . import _peek
+
             queue = await op.queue(args.queue)
             loads = broker.formatter.loads if broker is not None else None
             rows_, failed = await _peek.peek(
@@ -166,6 +167,8 @@ async def _run(args: argparse.Namespace) -> int:
             _peek.print_peek(queue, rows_, failed, args.json)
             return EXIT_FAILURE if failed else 0
         if args.command == "redrive":
+            from . import _redrive
+
             dlq = await op.queue(args.dlq)
             to = await op.queue(args.to) if args.to else None
             result = await _redrive.redrive(
@@ -179,12 +182,20 @@ async def _run(args: argparse.Namespace) -> int:
             )
             _redrive.print_redrive(result, args.json)
             return EXIT_FAILURE if result.failed or result.skipped else 0
+        from . import _admin
+
         if args.command == "purge":
             await _admin.purge(op, await op.queue(args.queue), args.json)
             return 0
         created = await _admin.create(op, broker, overrides)
         _admin.print_created(created, args.json)
         return EXIT_FAILURE if any(r.status == "missing" for r in created) else 0
+
+
+def _is_package_error(exc: BaseException) -> bool:
+    """A `TaskIQSQSError`, checked without importing taskiq when no command needed it."""
+    errors = sys.modules.get("taskiq_sqs_http.exceptions")
+    return errors is not None and isinstance(exc, errors.TaskIQSQSError)
 
 
 def _describe(exc: BaseException) -> str:
@@ -209,13 +220,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code
-    except (AWSError, TaskIQSQSError) as exc:
+    except AWSError as exc:
         sys.stderr.write(f"{PROG}: error: {_describe(exc)}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
-    except Exception as exc:  # an app's startup hook, a bug: one line, the traceback on request
+    except Exception as exc:  # our broker errors; else an app's startup hook or a bug: traceback on request
+        if _is_package_error(exc):
+            sys.stderr.write(f"{PROG}: error: {_describe(exc)}\n")
+            return EXIT_FAILURE
         if os.environ.get(TRACEBACK_ENV):
             raise
         sys.stderr.write(

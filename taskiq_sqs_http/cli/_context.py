@@ -11,13 +11,14 @@ import dataclasses
 import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from ..aws import HTTPSession, QueueDoesNotExistError, S3Client, SQSClient
+from ..aws import ChangeVisibilityEntry, HTTPSession, Message, QueueDoesNotExistError, S3Client, SQSClient
+from ..aws.sqs import MAX_BATCH_ENTRIES
 
 __all__ = [
     "EXIT_FAILURE",
@@ -207,3 +208,13 @@ class Operator:
             return await self.sqs.get_queue_attributes(queue.url, names or ("All",))
         except QueueDoesNotExistError:
             raise CLIError(f"queue {queue.name!r} ({queue.url}) does not exist at {self.where}") from None
+
+    async def hand_back(self, queue: QueueRef, messages: Sequence[Message]) -> list[str]:
+        """Make received messages visible again now; the ids of those that could not be handed back."""
+        failed: list[str] = []
+        for start in range(0, len(messages), MAX_BATCH_ENTRIES):
+            chunk = messages[start : start + MAX_BATCH_ENTRIES]
+            entries = [ChangeVisibilityEntry(str(i), m.receipt_handle, 0) for i, m in enumerate(chunk)]
+            result = await self.sqs.change_message_visibility_batch(queue.url, entries)
+            failed.extend(chunk[int(f.id)].message_id for f in result.failed)
+        return failed

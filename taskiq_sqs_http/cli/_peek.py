@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import orjson
 
-from ..aws import AWSError, ChangeVisibilityEntry, Message
+from ..aws import AWSError, Message
 from ..broker._envelope import BODY_ENCODING_ATTRIBUTE, NOT_BEFORE_ATTRIBUTE, decode_body
 from ..extended import PointerError, decode_pointer
 from ._context import Operator, QueueRef
@@ -155,17 +155,6 @@ async def _receive(op: Operator, queue: QueueRef, count: int, wait: int) -> list
     return list(messages.values())
 
 
-async def hand_back(op: Operator, queue: QueueRef, messages: Sequence[Message]) -> list[str]:
-    """Make received messages visible again now; the ids that could not be handed back."""
-    failed: list[str] = []
-    for start in range(0, len(messages), 10):
-        chunk = messages[start : start + 10]
-        entries = [ChangeVisibilityEntry(str(i), m.receipt_handle, 0) for i, m in enumerate(chunk)]
-        result = await op.sqs.change_message_visibility_batch(queue.url, entries)
-        failed.extend(chunk[int(f.id)].message_id for f in result.failed)
-    return failed
-
-
 async def peek(
     op: Operator, queue: QueueRef, count: int, *, wait: int, loads: Loads | None, fetch: bool
 ) -> tuple[list[Peeked], list[str]]:
@@ -181,7 +170,7 @@ async def peek(
     try:
         rows = [await _decode(op, m, loads, fetch) for m in messages]
     finally:
-        failed = await hand_back(op, queue, messages) if messages else []
+        failed = await op.hand_back(queue, messages) if messages else []
     for row in rows:
         row.to_dlq_on_next_receive = max_receives is not None and row.receive_count >= max_receives
     return rows, failed

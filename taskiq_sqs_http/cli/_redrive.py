@@ -21,7 +21,6 @@ from ..aws import DeleteMessageEntry, Message, SendMessageEntry, ServiceError
 from ..aws.sqs import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES
 from ._context import CLIError, Operator, QueueRef
 from ._output import emit_json, render_table
-from ._peek import hand_back
 
 __all__ = ["RedriveResult", "print_redrive", "redrive"]
 
@@ -235,7 +234,7 @@ async def _manual(op: Operator, dlq: QueueRef, to: QueueRef | None, limit: int |
                     keep_hidden.extend(await _send_and_delete(op, dlq, target, chunk, fifo, result))
     finally:
         if keep_hidden:
-            await hand_back(op, dlq, keep_hidden)
+            await op.hand_back(dlq, keep_hidden)
     return result
 
 

@@ -452,3 +452,17 @@ def test_manual_redrive_batches_respect_the_1_mib_total() -> None:
     small = [Message(f"s{i}", f"r{i}", "y") for i in range(12)]
     assert [len(b) for b in _redrive._batches(big, fifo=False)] == [2, 2, 1]
     assert [len(b) for b in _redrive._batches(small, fifo=False)] == [10, 2]
+
+
+def test_queue_commands_do_not_import_taskiq() -> None:
+    """stats/redrive/purge by queue name start fast: taskiq is only imported for app paths and peek."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from taskiq_sqs_http.cli import _admin, _redrive, _stats, build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in sys.modules if m == 'taskiq' or m.startswith('taskiq.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
