@@ -1,9 +1,16 @@
-"""A scripted SQS/S3 endpoint for unit tests: respx routes on X-Amz-Target, recording every call."""
+"""A scripted SQS/S3 endpoint for unit tests: one respx route per SQS action, one for S3; every call recorded.
+
+SQS actions are routed by their ``X-Amz-Target`` header (the JSON protocol sends them all as ``POST /``);
+S3 requests are the path-style ones under a bucket. A test changes an answer by replacing
+``responders[action]`` (sync or async, given the decoded JSON payload) or ``s3_responder``. A request for
+an SQS action the fake does not know, or with no responder, fails the test rather than being answered.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +20,30 @@ import respx
 ENDPOINT = "http://aws.test"
 ACCOUNT = "123456789012"
 
-Responder = Callable[[dict[str, Any]], httpx.Response]
+# Every action the SQS client speaks.
+SQS_ACTIONS = (
+    "ChangeMessageVisibility",
+    "ChangeMessageVisibilityBatch",
+    "CreateQueue",
+    "DeleteMessage",
+    "DeleteMessageBatch",
+    "DeleteQueue",
+    "GetQueueAttributes",
+    "GetQueueUrl",
+    "ListQueues",
+    "PurgeQueue",
+    "ReceiveMessage",
+    "SendMessage",
+    "SendMessageBatch",
+    "SetQueueAttributes",
+)
+
+Responder = Callable[[dict[str, Any]], "httpx.Response | Awaitable[httpx.Response]"]
+S3Responder = Callable[[httpx.Request], httpx.Response]
+
+
+def queue_url(name: str, account: str = ACCOUNT) -> str:
+    return f"{ENDPOINT}/{account}/{name}"
 
 
 def sqs_error(code: str, legacy: str | None = None, status: int = 400) -> httpx.Response:
@@ -23,6 +53,17 @@ def sqs_error(code: str, legacy: str | None = None, status: int = 400) -> httpx.
     )
 
 
+def all_succeed(payload: dict[str, Any]) -> httpx.Response:
+    """A batch answer in which every entry succeeded."""
+    return httpx.Response(
+        200, json={"Successful": [{"Id": e["Id"]} for e in payload["Entries"]], "Failed": []}
+    )
+
+
+def empty(payload: dict[str, Any]) -> httpx.Response:
+    return httpx.Response(200, json={})
+
+
 class FakeAWS:
     """Records SQS calls as (action, payload) and S3 calls as httpx requests."""
 
@@ -30,37 +71,36 @@ class FakeAWS:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.s3_requests: list[httpx.Request] = []
         self.responders: dict[str, Responder] = {
-            "GetQueueUrl": lambda p: httpx.Response(
-                200, json={"QueueUrl": f"{ENDPOINT}/{ACCOUNT}/{p['QueueName']}"}
-            ),
+            "GetQueueUrl": lambda p: httpx.Response(200, json={"QueueUrl": queue_url(p["QueueName"])}),
             "SendMessage": lambda p: httpx.Response(200, json={"MessageId": "m-1"}),
-            "ReceiveMessage": lambda p: httpx.Response(200, json={}),
-            "DeleteMessage": lambda p: httpx.Response(200, json={}),
-            "DeleteMessageBatch": lambda p: httpx.Response(
-                200, json={"Successful": [{"Id": e["Id"]} for e in p["Entries"]], "Failed": []}
-            ),
-            "ChangeMessageVisibility": lambda p: httpx.Response(200, json={}),
-            "ChangeMessageVisibilityBatch": lambda p: httpx.Response(
-                200, json={"Successful": [{"Id": e["Id"]} for e in p["Entries"]], "Failed": []}
-            ),
+            "ReceiveMessage": empty,
+            "DeleteMessage": empty,
+            "DeleteMessageBatch": all_succeed,
+            "ChangeMessageVisibility": empty,
+            "ChangeMessageVisibilityBatch": all_succeed,
             "GetQueueAttributes": lambda p: httpx.Response(
                 200, json={"Attributes": {"VisibilityTimeout": "30", "QueueArn": "arn:aws:sqs:x"}}
             ),
         }
-        self.s3_responder: Callable[[httpx.Request], httpx.Response] = lambda r: httpx.Response(200)
+        self.s3_responder: S3Responder = lambda r: httpx.Response(200)
         self.router = respx.Router(base_url=ENDPOINT, assert_all_called=False)
-        self.router.route().mock(side_effect=self._dispatch)
+        for action in SQS_ACTIONS:
+            self.router.post("/", headers={"X-Amz-Target": f"AmazonSQS.{action}"}, name=action).mock(
+                side_effect=self._sqs_route(action)
+            )
+        self.router.route(path__regex=r"^/[^/]+", name="s3").mock(side_effect=self._s3)
 
-    def _dispatch(self, request: httpx.Request) -> httpx.Response:
-        if "x-amz-target" in request.headers:
-            return self._sqs(request)
-        return self._s3(request)
+    def _sqs_route(self, action: str) -> Callable[[httpx.Request], Awaitable[httpx.Response]]:
+        async def answer(request: httpx.Request) -> httpx.Response:
+            payload: dict[str, Any] = json.loads(request.content)
+            self.calls.append((action, payload))
+            responder = self.responders.get(action)
+            if responder is None:
+                raise AssertionError(f"FakeAWS has no responder for {action}: set aws.responders[{action!r}]")
+            response = responder(payload)
+            return await response if inspect.isawaitable(response) else response
 
-    def _sqs(self, request: httpx.Request) -> httpx.Response:
-        action = request.headers["x-amz-target"].split(".", 1)[1]
-        payload: dict[str, Any] = json.loads(request.content)
-        self.calls.append((action, payload))
-        return self.responders[action](payload)
+        return answer
 
     def _s3(self, request: httpx.Request) -> httpx.Response:
         self.s3_requests.append(request)
@@ -72,9 +112,12 @@ class FakeAWS:
     def payloads(self, action: str) -> list[dict[str, Any]]:
         return [payload for a, payload in self.calls if a == action]
 
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.router.async_handler)
+
     @asynccontextmanager
     async def client(self) -> AsyncIterator[httpx.AsyncClient]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(self.router.async_handler)) as client:
+        async with httpx.AsyncClient(transport=self.transport()) as client:
             yield client
 
 

@@ -24,7 +24,7 @@ from taskiq_sqs_http import (
 )
 from taskiq_sqs_http.aws import RetryPolicy
 
-from .fakes import ACCOUNT, ENDPOINT, FakeAWS, received, sqs_error
+from .fakes import ACCOUNT, ENDPOINT, FakeAWS, queue_url, received, sqs_error
 
 BODY = b'{"task_id":"t-1","task_name":"tests:t","labels":{},"labels_types":{},"args":[],"kwargs":{}}'
 
@@ -71,16 +71,15 @@ async def test_startup_resolves_queue_urls_concurrently(aws: FakeAWS, make: Make
     in_flight = 0
     peak = 0
 
-    async def slow_url(request: httpx.Request) -> httpx.Response:
+    async def slow_url(payload: dict[str, Any]) -> httpx.Response:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
         await asyncio.sleep(0.05)
         in_flight -= 1
-        return aws._dispatch(request)  # pyright: ignore[reportPrivateUsage]
+        return httpx.Response(200, json={"QueueUrl": queue_url(payload["QueueName"])})
 
-    aws.router.routes.clear()
-    aws.router.route().mock(side_effect=slow_url)
+    aws.responders["GetQueueUrl"] = slow_url
     broker = make("a").with_queues(
         SQSQueue(name="b"),
         SQSQueue(name="c", owner_account_id="210987654321"),
