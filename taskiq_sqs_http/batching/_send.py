@@ -79,6 +79,8 @@ class _Pending:
 class _QueueState:
     url: str
     fifo: bool
+    batch_size: int
+    linger: float
     buffer: deque[_Pending] = field(default_factory=deque[_Pending])
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     worker: asyncio.Task[None] | None = None
@@ -142,6 +144,8 @@ class SendBatcher:
         self._room.set()
         self._batch_size = batch_size
         self._linger = linger
+        # Queues with their own batch size and linger (SQSQueue settings); the others use the defaults.
+        self._per_queue: dict[str, tuple[int, float]] = {}
         self._max_bytes = max_batch_bytes
         self._max_attempts = max_attempts
         self._max_inflight = max_inflight
@@ -160,6 +164,14 @@ class SendBatcher:
     def pending(self) -> int:
         """Messages buffered or in flight."""
         return sum(len(q.buffer) + len(q.inflight) for q in self._queues.values())
+
+    def configure_queue(self, queue_url: str, *, batch_size: int, linger: float) -> None:
+        """Batch size and linger for one queue, instead of the batcher's defaults."""
+        if not 1 <= batch_size <= MAX_BATCH_ENTRIES:
+            raise ConfigurationError(f"batch_size is {batch_size!r}; allowed range is 1..{MAX_BATCH_ENTRIES}")
+        if not 0 <= linger <= 60:
+            raise ConfigurationError(f"linger is {linger!r}; allowed range is 0..60 seconds")
+        self._per_queue[queue_url] = (batch_size, linger)
 
     @property
     def full(self) -> bool:
@@ -259,7 +271,8 @@ class SendBatcher:
     def _queue(self, queue_url: str) -> _QueueState:
         state = self._queues.get(queue_url)
         if state is None:
-            state = _QueueState(queue_url, self._is_fifo(queue_url))
+            batch_size, linger = self._per_queue.get(queue_url, (self._batch_size, self._linger))
+            state = _QueueState(queue_url, self._is_fifo(queue_url), batch_size, linger)
             self._queues[queue_url] = state
         if state.worker is None or state.worker.done():
             state.worker = asyncio.create_task(self._run(state), name=f"sqs-send-batcher:{queue_url}")
@@ -303,8 +316,8 @@ class SendBatcher:
             now = time.monotonic()
             head = state.buffer[0]
             hurry = self._flush_requests > 0 or self._closing
-            due = max(head.not_before, head.enqueued + (0 if hurry else self._linger))
-            if head.not_before <= now and (len(state.buffer) >= self._batch_size or hurry):
+            due = max(head.not_before, head.enqueued + (0 if hurry else state.linger))
+            if head.not_before <= now and (len(state.buffer) >= state.batch_size or hurry):
                 due = now
             if due > now:
                 state.wake.clear()
@@ -329,7 +342,7 @@ class SendBatcher:
         batch: list[_Pending] = []
         total = 0
         now = time.monotonic()
-        while state.buffer and len(batch) < self._batch_size:
+        while state.buffer and len(batch) < state.batch_size:
             item = state.buffer[0]
             if item.not_before > now or (batch and total + item.size > self._max_bytes):
                 break

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 
@@ -78,7 +79,8 @@ class SQSBroker(AsyncBroker):
     ``httpx.AsyncClient`` to share) configure the client; ``create_queues`` creates missing queues at
     startup; ``max_delay_seconds`` is the longest DelaySeconds used before longer delays switch to
     "hide until due"; ``server_side_encryption`` / ``sse_kms_key_id`` encrypt the S3 objects we write;
-    ``max_buffered_messages``, ``max_buffered_bytes`` and ``send_buffer_timeout`` bound the batching buffer.
+    ``max_buffered_messages``, ``max_buffered_bytes`` and ``send_buffer_timeout`` bound the batching buffer;
+    ``create_extended_bucket`` creates ``s3_extended_bucket_name`` at startup when it is missing.
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class SQSBroker(AsyncBroker):
         max_buffered_messages: int = 10_000,
         max_buffered_bytes: int = 64 * 1024 * 1024,
         send_buffer_timeout: float = 30.0,
+        create_extended_bucket: bool = False,
     ) -> None:
         super().__init__()
         _validation.check_types(
@@ -137,6 +140,7 @@ class SQSBroker(AsyncBroker):
                 "create_queues": create_queues,
                 "delete_payloads_after_ack": delete_payloads_after_ack,
                 "redeliver_failed": redeliver_failed,
+                "create_extended_bucket": create_extended_bucket,
             },
             names={"skip_batch_tasks": skip_batch_tasks, "trusted_payload_buckets": trusted_payload_buckets},
             instances={},
@@ -227,6 +231,7 @@ class SQSBroker(AsyncBroker):
         self._expose_message_metadata = expose_message_metadata
         self.formatter = self._wrap_formatter(self.formatter)
         self._create_queues = create_queues
+        self._create_extended_bucket = create_extended_bucket
 
         default_queue = SQSQueue(
             name=sqs_queue_name,
@@ -264,16 +269,26 @@ class SQSBroker(AsyncBroker):
             raise _StateError(error=f"Cannot {what} after startup() has been invoked.")
 
     def with_queues(self, *queues: SQSQueue) -> SQSBroker:
-        """Register more queues: kick routes to them by the ``queue`` label, listen() polls them all."""
+        """Register more queues: kick routes to them by the ``queue`` label, listen() polls them all.
+
+        A queue without its own ``wait_time_seconds`` long-polls with the broker's.
+        """
         self._require_not_started("register queues")
         for queue in queues:
+            queue = self._with_broker_wait(queue)
             self._check_queue(queue)
             self._queues[queue.name] = queue
         return self
 
+    def _with_broker_wait(self, queue: SQSQueue) -> SQSQueue:
+        if queue.wait_time_seconds is not None:
+            return queue
+        return dataclasses.replace(queue, wait_time_seconds=self.wait_time_seconds)
+
     def with_default_queue(self, queue: SQSQueue) -> SQSBroker:
         """Replace the default queue: the previous one is no longer resolved, polled or sent to."""
         self._require_not_started("change default queue")
+        queue = self._with_broker_wait(queue)
         self._check_queue(queue)
         previous = self._default_queue
         if self._queues.get(previous.name) is previous:
@@ -281,7 +296,7 @@ class SQSBroker(AsyncBroker):
         self._default_queue = queue
         self._queues[queue.name] = queue
         self.max_number_of_messages = queue.max_number_of_messages
-        self.wait_time_seconds = queue.wait_time_seconds
+        self.wait_time_seconds = queue.wait_seconds
         self.visibility_timeout = queue.visibility_timeout
         return self
 
@@ -354,6 +369,9 @@ class SQSBroker(AsyncBroker):
             return
         try:
             sqs = await self._open_clients()
+            if self._create_extended_bucket:
+                with self.handle_exceptions():
+                    await self._payloads.ensure_bucket()
             self._targets = await _queues.resolve_targets(
                 sqs,
                 self._queues.values(),
@@ -389,6 +407,9 @@ class SQSBroker(AsyncBroker):
         try:
             self._session = self._client_options.open_session()
             self._sqs = self._client_options.sqs_client(self._session)
+            # Resolved now, so that a missing or broken credential source fails startup with its reason,
+            # and the startup line names the source that was chosen.
+            await self._sqs.credential_provider.get_credentials()
         except AWSError as exc:
             await self._close_clients()
             raise broker_error(exc) from exc

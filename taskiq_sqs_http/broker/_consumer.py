@@ -113,7 +113,7 @@ class Consumer:
                 messages = await self._client.receive_message(
                     target.url,
                     max_number_of_messages=queue.max_number_of_messages,
-                    wait_time_seconds=queue.wait_time_seconds,
+                    wait_time_seconds=queue.wait_seconds,
                     visibility_timeout=queue.visibility_timeout,
                 )
             except asyncio.CancelledError:
@@ -141,7 +141,7 @@ class Consumer:
             if not messages:
                 # An empty answer faster than the wait (wait 0, or a server that does not long-poll)
                 # is followed by a pause, so an idle queue never spins.
-                floor = min(self._idle_sleep, queue.wait_time_seconds or self._idle_sleep)
+                floor = min(self._idle_sleep, queue.wait_seconds or self._idle_sleep)
                 elapsed = time.monotonic() - started
                 if elapsed < floor:
                     await asyncio.sleep(floor - elapsed)
@@ -200,7 +200,7 @@ class Consumer:
         tasks = [task for task in self._pollers.values() if not task.done()]
         if not tasks:
             return
-        longest = max(t.queue.wait_time_seconds for t in self._targets) + RECEIVE_MARGIN_SECONDS
+        longest = max(t.queue.wait_seconds for t in self._targets) + RECEIVE_MARGIN_SECONDS
         limit = longest if timeout is None else min(timeout, longest)
         finished, _ = await bounded(asyncio.gather(*tasks, return_exceptions=True), limit)
         if not finished:

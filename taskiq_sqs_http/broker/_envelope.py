@@ -58,6 +58,9 @@ _BODY_KEY = "__taskiq_aio_sqs_body__"
 
 BODY_ENCODING_ATTRIBUTE = "taskiq_body_encoding"
 NOT_BEFORE_ATTRIBUTE = "taskiq_not_before"
+# Unix time after which the message must not run: ours and taskiq-sqs's name, and its older one.
+EXPIRY_ATTRIBUTE = "sqs_expiry"
+_LEGACY_EXPIRY_ATTRIBUTE = "expiry"
 _BASE64 = "base64"
 
 
@@ -118,6 +121,26 @@ def not_before(attributes: Mapping[str, MessageAttributeValue]) -> float | None:
     if not math.isfinite(due):
         raise MalformedMessageError(f"{NOT_BEFORE_ATTRIBUTE} is {raw!r}, not a finite time")
     return due
+
+
+def expiry_attribute(expires_at: float) -> dict[str, MessageAttributeValue]:
+    return {EXPIRY_ATTRIBUTE: MessageAttributeValue.number(f"{expires_at:.3f}")}
+
+
+def expires_at(attributes: Mapping[str, MessageAttributeValue]) -> float | None:
+    """The Unix time after which this message must not run, if it carries one (0 means never)."""
+    raw = _attribute_string(attributes, EXPIRY_ATTRIBUTE)
+    if raw is None:
+        raw = _attribute_string(attributes, _LEGACY_EXPIRY_ATTRIBUTE)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MalformedMessageError(f"{EXPIRY_ATTRIBUTE} is {raw!r}, not a number") from None
+    if not math.isfinite(value):
+        raise MalformedMessageError(f"{EXPIRY_ATTRIBUTE} is {raw!r}, not a finite time")
+    return value if value > 0 else None
 
 
 @dataclass(slots=True, frozen=True)

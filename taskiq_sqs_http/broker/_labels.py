@@ -15,13 +15,17 @@ from typing import Any
 from ..exceptions import IntTaskLabelConfigError, StrTaskLabelConfigError
 
 __all__ = [
+    "DEDUPLICATION_ID_LABEL",
     "DELAY_LABEL",
+    "EXPIRY_LABEL",
     "GROUP_ID_LABEL",
     "QUEUE_LABEL",
     "RETRIES_LABEL",
     "SKIP_BATCHING_LABEL",
     "label_bool",
+    "parse_deduplication_id",
     "parse_delay",
+    "parse_expiry",
     "parse_group_id",
     "retry_count",
 ]
@@ -30,6 +34,10 @@ QUEUE_LABEL = "queue"
 DELAY_LABEL = "delay"
 GROUP_ID_LABEL = "group_id"
 SKIP_BATCHING_LABEL = "skip_batching"
+# A FIFO message's MessageDeduplicationId (taskiq-sqs's label; ours otherwise uses the task id or the body).
+DEDUPLICATION_ID_LABEL = "deduplication_id"
+# A Unix time after which the task must not run (taskiq-sqs's label): received later, it is deleted unrun.
+EXPIRY_LABEL = "sqs_expiry"
 # Set by taskiq's SimpleRetryMiddleware and SmartRetryMiddleware on every re-kick.
 RETRIES_LABEL = "_retries"
 
@@ -82,6 +90,31 @@ def parse_group_id(raw: Any) -> str:
     if not _GROUP_ID.match(value):
         raise StrTaskLabelConfigError(attribute="MessageGroupId", min_number=1, max_number=128, value=raw)
     return value
+
+
+def parse_deduplication_id(raw: Any) -> str:
+    """MessageDeduplicationId: 1..128 alphanumerics and punctuation, like a group id."""
+    value = raw if isinstance(raw, str) else str(raw)
+    if not _GROUP_ID.match(value):
+        raise StrTaskLabelConfigError(
+            attribute="MessageDeduplicationId", min_number=1, max_number=128, value=raw
+        )
+    return value
+
+
+def parse_expiry(raw: Any) -> float | None:
+    """The Unix time of an ``sqs_expiry`` label; None when absent or empty."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    number: float | None = None
+    if not isinstance(raw, bool):
+        try:
+            number = float(raw.strip() if isinstance(raw, str) else raw)
+        except (TypeError, ValueError):
+            number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise IntTaskLabelConfigError(attribute=EXPIRY_LABEL, min_number=1, max_number=2**53, value=raw)
+    return number
 
 
 def retry_count(labels: Mapping[str, Any]) -> int:

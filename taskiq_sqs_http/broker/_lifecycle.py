@@ -44,7 +44,14 @@ from ..aws.sqs import MAX_BATCH_ENTRIES
 from ..batching import DeleteBatcher, VisibilityBatcher
 from ..extended import PayloadStore, PayloadUnavailableError, PointerError, S3Pointer, decode_pointer
 from ._config import MAX_VISIBILITY_TIMEOUT
-from ._envelope import MalformedMessageError, SQSMessageMetadata, decode_body, encode_envelope, not_before
+from ._envelope import (
+    MalformedMessageError,
+    SQSMessageMetadata,
+    decode_body,
+    encode_envelope,
+    expires_at,
+    not_before,
+)
 from ._errors import broker_error
 from ._heartbeat import Heartbeats
 from ._queues import Target
@@ -271,6 +278,10 @@ class Inbox:
 
     async def _admit(self, target: Target, message: Message) -> Delivery | None:
         try:
+            expiry = expires_at(message.message_attributes)
+            if expiry is not None and time.time() > expiry:
+                await self._discard_expired(target, message, expiry)
+                return None
             due = not_before(message.message_attributes)
             if due is not None and due - time.time() > NOT_BEFORE_TOLERANCE:
                 await self._hide_until(target, message, due)
@@ -355,6 +366,23 @@ class Inbox:
                 f" [{suppressed} similar lines suppressed]" if suppressed else "",
             )
         await self._change_visibility(target, message, delay)
+
+    async def _discard_expired(self, target: Target, message: Message, expiry: float) -> None:
+        """The task's ``sqs_expiry`` has passed: it must not run, so its message is deleted unrun."""
+        logger.warning(
+            "Message %s from queue %s expired %.0f s ago (sqs_expiry); deleting it without running it",
+            message.message_id,
+            target.name,
+            time.time() - expiry,
+        )
+        try:
+            await self._deleter.delete(target.url, message.receipt_handle, linger=False)
+        except AWSError as exc:
+            logger.warning("Could not delete expired message %s: %s", message.message_id, exc)
+            return
+        pointer = decode_pointer(message.body, message.message_attributes)
+        if pointer is not None and self.settings.delete_payloads and pointer.bucket in self._payloads.trusted:
+            await self._payloads.delete(pointer)
 
     async def _hide_until(self, target: Target, message: Message, due: float) -> None:
         """A long-delayed message arrived early: hide it again until it is due (at most 12 h at a time)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from taskiq import BrokerMessage
 
@@ -68,7 +69,11 @@ class Outbox:
         self._build_entry = build_entry
         self._on_send_error = on_send_error
         self._batcher: SendBatcher | None = None
-        if settings.enable_batching:
+        # Queues whose messages may wait in the batcher: the broker's setting, or the queue's own.
+        self._batched = {
+            t.name for t in targets.values() if _pick(t.queue.enable_batching, settings.enable_batching)
+        }
+        if self._batched:
             self._batcher = SendBatcher(
                 sqs,
                 batch_size=settings.batch_size,
@@ -77,6 +82,14 @@ class Outbox:
                 max_buffered_messages=settings.max_buffered_messages,
                 max_buffered_bytes=settings.max_buffered_bytes,
             )
+            for target in targets.values():
+                queue = target.queue
+                if queue.batch_size is not None or queue.batch_timeout is not None:
+                    self._batcher.configure_queue(
+                        target.url,
+                        batch_size=_pick(queue.batch_size, settings.batch_size),
+                        linger=_pick(queue.batch_timeout, settings.batch_timeout),
+                    )
         self._closed = False
 
     @property
@@ -93,7 +106,11 @@ class Outbox:
             raise BrokerNotStartedError(operation="kick")
         target = self.route(message)
         entry = await self._build_entry(message, target)
-        if self._batcher is not None and _sending.batchable(message, self._settings.skip_batch_tasks):
+        if (
+            self._batcher is not None
+            and target.name in self._batched
+            and _sending.batchable(message, self._settings.skip_batch_tasks)
+        ):
             try:
                 await self._batcher.put(target.url, entry, timeout=self._settings.send_buffer_timeout)
             except SendBufferFullError as exc:
@@ -143,3 +160,11 @@ class Outbox:
         """Every message that could not be sent is logged (by the batcher) and handed to the user's hook."""
         if self._on_send_error is not None:
             self._on_send_error(failure)
+
+
+_T = TypeVar("_T")
+
+
+def _pick(own: _T | None, default: _T) -> _T:
+    """A queue's own setting, or the broker's when it has none."""
+    return default if own is None else own

@@ -99,6 +99,10 @@ async def create_queue(sqs: SQSClient, queue: SQSQueue, handle_exceptions: Handl
     attributes.update(fifo)
     if queue.is_fifo:
         attributes.setdefault("ContentBasedDeduplication", "true")
+    if queue.high_throughput:
+        # FIFO high-throughput mode: deduplication and the throughput quota per message group.
+        attributes.setdefault("DeduplicationScope", "messageGroup")
+        attributes.setdefault("FifoThroughputLimit", "perMessageGroupId")
     if queue.visibility_timeout is not None:
         attributes.setdefault("VisibilityTimeout", str(queue.visibility_timeout))
     with handle_exceptions(queue.name):

@@ -25,14 +25,18 @@ from ..exceptions import (
 )
 from ..extended import PayloadStore
 from ._config import SQSQueue
-from ._envelope import encode_body, not_before_attribute
+from ._envelope import encode_body, expiry_attribute, not_before_attribute
 from ._labels import (
+    DEDUPLICATION_ID_LABEL,
     DELAY_LABEL,
+    EXPIRY_LABEL,
     GROUP_ID_LABEL,
     QUEUE_LABEL,
     SKIP_BATCHING_LABEL,
     label_bool,
+    parse_deduplication_id,
     parse_delay,
+    parse_expiry,
     parse_group_id,
     retry_count,
     sqs_delay_seconds,
@@ -121,8 +125,21 @@ async def build_entry(
     if queue.is_fifo or fair_queue:
         group_id = parse_group_id(labels.get(GROUP_ID_LABEL, message.task_name))
     deduplication_id: str | None = None
-    if queue.is_fifo and use_task_id_for_deduplication:
+    raw_deduplication_id = labels.get(DEDUPLICATION_ID_LABEL)
+    if raw_deduplication_id is not None and raw_deduplication_id != "":
+        if not queue.is_fifo:
+            raise BrokerConfigError(
+                error=f"the {DEDUPLICATION_ID_LABEL!r} label of task {message.task_name!r} needs a FIFO "
+                f"queue; queue {queue.name!r} is a standard queue"
+            )
+        deduplication_id = parse_deduplication_id(raw_deduplication_id)
+        if retries:
+            deduplication_id = dedup_id(deduplication_id, retries)
+    elif queue.is_fifo and use_task_id_for_deduplication:
         deduplication_id = dedup_id(message.task_id, retries)
+    expiry = parse_expiry(labels.get(EXPIRY_LABEL))
+    if expiry is not None:
+        attributes.update(expiry_attribute(expiry))
 
     body, body_attributes = encode_body(message.message)
     entry = SendMessageEntry(

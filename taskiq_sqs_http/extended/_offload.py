@@ -18,6 +18,7 @@ from ..aws import (
     NoSuchKeyError,
     S3Client,
     ServerSideEncryption,
+    ServiceError,
     is_transient,
 )
 from ..aws.sqs import MAX_MESSAGE_BYTES, Message, MessageAttributeValue, SendMessageEntry
@@ -116,6 +117,37 @@ class PayloadStore:
         body, pointer_attributes = encode_pointer(self.bucket, key, len(data), self.format)
         attributes = {**(keep_attributes or {}), **pointer_attributes}
         return replace(entry, body=body, message_attributes=attributes)
+
+    async def ensure_bucket(self) -> bool:
+        """Create the extended bucket unless it exists; True when it was created.
+
+        HeadBucket first, so an existing bucket is never touched; a 403 (no s3:ListBucket, or another
+        account's bucket) is logged and left alone.
+        """
+        if self.bucket is None:
+            return False
+        s3 = await self._client()
+        try:
+            await s3.head_bucket(self.bucket)
+            return False
+        except ServiceError as exc:
+            if exc.status == 403:
+                logger.warning(
+                    "cannot tell whether extended bucket %r exists (HeadBucket answered 403); "
+                    "not creating it",
+                    self.bucket,
+                )
+                return False
+            if exc.status != 404:
+                raise
+        try:
+            await s3.create_bucket(self.bucket)
+        except ServiceError as exc:
+            if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+            return False
+        logger.info("Created extended bucket %r", self.bucket)
+        return True
 
     async def resolve(self, message: Message) -> tuple[bytes, S3Pointer | None]:
         """The message's real body as bytes, fetched from S3 when it carries a pointer.
