@@ -104,6 +104,12 @@ class Credentials:
             raise ConfigurationError(
                 f"Credentials expiration must be a datetime or None; got {type(self.expiration).__name__}"
             )
+        # Keys, secrets and tokens never contain surrounding whitespace; a newline copied from a file
+        # would otherwise reach a header, which HTTP refuses.
+        for name in ("access_key_id", "secret_access_key", "session_token"):
+            value: str | None = getattr(self, name)
+            if value is not None and value != value.strip():
+                object.__setattr__(self, name, value.strip() or None)
         if not self.access_key_id:
             raise PartialCredentialsError("access_key_id is empty", source=self.source)
         if not self.secret_access_key:

@@ -112,6 +112,25 @@ async def test_an_endpoint_that_never_answers_fails_at_the_deadline() -> None:
     assert len(handler.requests) == 1
 
 
+async def test_attempts_that_time_out_are_counted_until_the_deadline() -> None:
+    """Two attempts time out at once, the third hangs: the deadline error counts three and names the cause."""
+    answers: list[Exception] = [httpx.ReadTimeout("slow"), httpx.ReadTimeout("slow")]
+
+    async def time_out_then_hang(request: httpx.Request) -> httpx.Response:
+        if answers:
+            raise answers.pop(0)
+        return await never_answer(request)
+
+    handler = Recorder(time_out_then_hang)
+    policy = RetryPolicy.testing(max_attempts=5)
+    async with sqs_client(handler, timeouts=Timeouts(total=0.3), retry_policy=policy) as sqs:
+        with pytest.raises(DeadlineExceededError) as info:
+            await sqs.get_queue_url("jobs")
+    assert info.value.attempts == 3 and len(handler.requests) == 3
+    assert "ReadTimeout" in info.value.last_error
+    assert "(3 attempts); last error: GetQueueUrl: ReadTimeout" in str(info.value)
+
+
 async def test_no_backoff_wait_starts_that_would_end_past_the_deadline() -> None:
     """When the next retry could only start after the deadline, the error comes at once, with the cause."""
 
@@ -298,6 +317,19 @@ async def test_explicit_credentials_past_their_expiration_are_refused_before_sen
     async with sqs_client(handler, credentials=Credentials("AKIDEXAMPLE", SECRET, expiration=future)) as sqs:
         await sqs.delete_queue(QUEUE)
     assert len(handler.requests) == 1
+
+
+def test_credentials_are_trimmed_and_checked() -> None:
+    """A newline copied from a file never reaches a header; wrong types are named without the value."""
+    credentials = Credentials(" AKIDEXAMPLE\n", f"{SECRET}\n", f" {TOKEN} ")
+    assert (credentials.access_key_id, credentials.secret_access_key, credentials.session_token) == (
+        "AKIDEXAMPLE",
+        SECRET,
+        TOKEN,
+    )
+    assert Credentials("AKID", SECRET, "  ").session_token is None
+    with pytest.raises(ConfigurationError, match=r"secret_access_key must be a str; got int \(length 5\)"):
+        Credentials("AKID", 12345)  # type: ignore[arg-type]
 
 
 async def test_environment_expiration_accepts_any_fraction_length() -> None:
