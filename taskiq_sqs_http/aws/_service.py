@@ -57,7 +57,15 @@ def check_type(name: str, value: object, expected: type | tuple[type, ...]) -> N
 
 
 class ServiceClient:
-    """Base of `SQSClient` and `S3Client`; not used directly."""
+    """Base of `SQSClient` and `S3Client`; not used directly.
+
+    Region, endpoint and credentials default to what the AWS CLI would use on this machine (arguments,
+    then ``AWS_*`` variables, then ``~/.aws`` files, then the platform's credential endpoints); ``environ``
+    replaces ``os.environ`` for all of them. Pass ``session`` to share a pool (the client borrows it and
+    never closes it), or ``http_client``/``transport``/``timeouts``/``verify`` for the session the client
+    then opens and closes itself. Every argument is checked here, naming the parameter, so a wrong value
+    fails at construction rather than at the first request.
+    """
 
     service: ClassVar[str] = ""
 
