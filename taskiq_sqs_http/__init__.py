@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .batching import SendFailure
     from .broker import (
         SQS_APPROXIMATE_RECEIVE_COUNT_LABEL,
         SQS_MESSAGE_ID_LABEL,
@@ -40,7 +41,13 @@ if TYPE_CHECKING:
         StrTaskLabelConfigError,
         TaskIQSQSError,
     )
-    from .result_backend import S3Backend
+    from .options import ClientOptions
+    from .result_backend import (
+        ResultBackendUnavailableError,
+        ResultBucketMissingError,
+        ResultCredentialsError,
+        S3Backend,
+    )
 
 __all__ = [
     "SQS_APPROXIMATE_RECEIVE_COUNT_LABEL",
@@ -51,12 +58,16 @@ __all__ = [
     "BrokerFloatConfigError",
     "BrokerInputConfigError",
     "BrokerNotStartedError",
+    "ClientOptions",
     "ConfigError",
     "ExtendedBucketNameMissingError",
     "IntTaskLabelConfigError",
     "QueueNotFoundError",
     "QueueNotRegisteredError",
     "ResultAccessDeniedError",
+    "ResultBackendUnavailableError",
+    "ResultBucketMissingError",
+    "ResultCredentialsError",
     "ResultIsMissingError",
     "S3Backend",
     "S3ResultBackendError",
@@ -65,6 +76,7 @@ __all__ = [
     "SQSMessageMetadata",
     "SQSQueue",
     "SendFailedError",
+    "SendFailure",
     "StrConfigError",
     "StrTaskLabelConfigError",
     "TaskIQSQSError",
@@ -72,6 +84,8 @@ __all__ = [
 
 _BROKER = "taskiq_sqs_http.broker"
 _EXCEPTIONS = "taskiq_sqs_http.exceptions"
+_RESULTS = "taskiq_sqs_http.result_backend"
+_RESULT_ERRORS = ("ResultBackendUnavailableError", "ResultBucketMissingError", "ResultCredentialsError")
 _SOURCES: dict[str, str] = {
     "SQS_APPROXIMATE_RECEIVE_COUNT_LABEL": _BROKER,
     "SQS_MESSAGE_ID_LABEL": _BROKER,
@@ -80,8 +94,10 @@ _SOURCES: dict[str, str] = {
     "SQSBroker": _BROKER,
     "SQSMessageMetadata": _BROKER,
     "SQSQueue": _BROKER,
-    "S3Backend": "taskiq_sqs_http.result_backend",
+    "SendFailure": "taskiq_sqs_http.batching",
+    "ClientOptions": "taskiq_sqs_http.options",
     **{name: _EXCEPTIONS for name in __all__ if name.endswith("Error")},
+    **{name: _RESULTS for name in ("S3Backend", *_RESULT_ERRORS)},
 }
 
 

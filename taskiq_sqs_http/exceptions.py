@@ -18,11 +18,17 @@ Tree::
     │   │   ├── BrokerFloatConfigError         a float below its minimum
     │   │   └── QueueNotRegisteredError        the ``queue`` label names no registered queue (ValueError)
     │   ├── BrokerNotStartedError              kick()/listen() before startup()
-    │   ├── SendFailedError                    batched messages that could not be sent (flush/shutdown)
+    │   ├── SendFailedError                    messages that could not be sent (flush/shutdown), or a kiq()
+    │   │                                      that found the send buffer full for send_buffer_timeout
     │   └── QueueNotFoundError                 SQS says the queue does not exist
     └── S3ResultBackendError (ResultBackendError)
         ├── ResultIsMissingError (ResultGetError)
-        └── ResultAccessDeniedError            S3 answered 403: says which permission is missing
+        ├── ResultAccessDeniedError            S3 answered 403: says which permission is missing
+        ├── ResultBucketMissingError           the result bucket does not exist (NoSuchBucket)
+        ├── ResultCredentialsError             S3 rejected the credentials, or none were found
+        └── ResultBackendUnavailableError      still transient (5xx, throttling, timeout) after retries
+
+The last three live in `taskiq_sqs_http.result_backend` and are importable from the package root.
 
 2.1.1 raised a plain ``ValueError`` for `SQSQueue` validation and for unknown queues; the classes used for
 those cases here are also ``ValueError`` subclasses, so ``except ValueError`` keeps catching them.

@@ -23,11 +23,12 @@ from .aws import (
     HTTPSession,
     RetryPolicy,
     S3Client,
+    ServerSideEncryption,
     SQSClient,
     Timeouts,
 )
 
-__all__ = ["ClientOptions"]
+__all__ = ["ClientOptions", "encryption_of"]
 
 # Region names: lower-case words and digits joined by dashes (us-east-1, eu-central-2, local emulators).
 _REGION = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -135,3 +136,20 @@ class ClientOptions:
             credentials=self.credentials,
             retry_policy=self.retry_policy,
         )
+
+
+def encryption_of(
+    value: str | ServerSideEncryption | None, kms_key_id: str | None
+) -> ServerSideEncryption | None:
+    """The encryption for objects we write: ``"AES256"`` (SSE-S3), ``"aws:kms"`` (+ key id) or None."""
+    if isinstance(value, ServerSideEncryption):
+        if kms_key_id is not None and kms_key_id != value.kms_key_id:
+            raise ConfigurationError(
+                "sse_kms_key_id is set and server_side_encryption already names another key"
+            )
+        return value
+    if value is None:
+        if kms_key_id is not None:
+            return ServerSideEncryption("aws:kms", kms_key_id)
+        return None
+    return ServerSideEncryption(value, kms_key_id)

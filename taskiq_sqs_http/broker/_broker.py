@@ -37,9 +37,8 @@ from ..aws.sqs import MAX_MESSAGE_BYTES
 from ..batching import SendFailure
 from ..exceptions import BrokerConfigError, BrokerNotStartedError
 from ..extended import PayloadStore
-from ..options import ClientOptions
-from ..result_backend._keys import server_side_encryption as _sse
-from ..result_backend._s3 import S3Backend
+from ..options import ClientOptions, encryption_of
+from ..result_backend import S3Backend
 from . import _queues, _sending, _validation
 from ._config import (
     MAX_DELAY_SECONDS,
@@ -80,7 +79,9 @@ class SQSBroker(AsyncBroker):
     startup; ``max_delay_seconds`` is the longest DelaySeconds used before longer delays switch to
     "hide until due"; ``server_side_encryption`` / ``sse_kms_key_id`` encrypt the S3 objects we write;
     ``max_buffered_messages``, ``max_buffered_bytes`` and ``send_buffer_timeout`` bound the batching buffer;
-    ``create_extended_bucket`` creates ``s3_extended_bucket_name`` at startup when it is missing.
+    ``create_extended_bucket`` creates ``s3_extended_bucket_name`` at startup when it is missing;
+    ``client_options`` (a `ClientOptions`) replaces the separate client arguments and may be shared with
+    `S3Backend`.
     """
 
     def __init__(
@@ -128,6 +129,7 @@ class SQSBroker(AsyncBroker):
         max_buffered_bytes: int = 64 * 1024 * 1024,
         send_buffer_timeout: float = 30.0,
         create_extended_bucket: bool = False,
+        client_options: ClientOptions | None = None,
     ) -> None:
         super().__init__()
         _validation.check_types(
@@ -147,7 +149,25 @@ class SQSBroker(AsyncBroker):
             callables={"on_send_error": on_send_error},
         )
         try:
-            self._client_options = ClientOptions.from_arguments(
+            if client_options is not None:
+                flat = (
+                    endpoint_url,
+                    region_name,
+                    aws_access_key_id,
+                    aws_secret_access_key,
+                    aws_session_token,
+                )
+                given = (credentials, http_client, retry_policy, timeouts)
+                if not isinstance(client_options, ClientOptions):  # pyright: ignore[reportUnnecessaryIsInstance]
+                    raise ConfigurationError(
+                        f"'client_options' must be a ClientOptions, got {type(client_options).__name__}"
+                    )
+                if any(v is not None for v in (*flat, *given)):
+                    raise ConfigurationError(
+                        "pass 'client_options' or the separate client arguments (endpoint_url, region_name, "
+                        "keys, credentials, http_client, retry_policy, timeouts), not both"
+                    )
+            self._client_options = client_options or ClientOptions.from_arguments(
                 region_name=region_name,
                 endpoint_url=endpoint_url,
                 aws_access_key_id=aws_access_key_id,
@@ -206,7 +226,7 @@ class SQSBroker(AsyncBroker):
             "shutdown_timeout", shutdown_timeout, 0.1, 3600.0
         )
         try:
-            self._encryption = _sse(server_side_encryption, sse_kms_key_id)
+            self._encryption = encryption_of(server_side_encryption, sse_kms_key_id)
             self._payloads = PayloadStore(
                 self._get_s3,
                 s3_extended_bucket_name,

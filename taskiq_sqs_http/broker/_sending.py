@@ -16,7 +16,7 @@ from typing import Any
 
 from taskiq import BrokerMessage
 
-from ..aws import SendMessageEntry
+from ..aws import NoSuchBucketError, SendMessageEntry
 from ..exceptions import (
     BrokerConfigError,
     BrokerNotStartedError,
@@ -154,5 +154,11 @@ async def build_entry(
         if not s3_extended_bucket_name:
             raise ExtendedBucketNameMissingError
         with handle_exceptions(queue.name):
-            entry = await payloads.offload(entry, message.message, attributes)
+            try:
+                entry = await payloads.offload(entry, message.message, attributes)
+            except NoSuchBucketError as exc:
+                raise BrokerConfigError(
+                    error=f"s3_extended_bucket_name {s3_extended_bucket_name!r} does not exist: create "
+                    "it, or pass create_extended_bucket=True to create it at startup"
+                ) from exc
     return entry

@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import re
 
-from ..aws import ConfigurationError, ServerSideEncryption
+from ..aws import ConfigurationError
 
-__all__ = ["join_key", "normalise_base_path", "object_key_segment", "server_side_encryption"]
+__all__ = ["join_key", "normalise_base_path", "object_key_segment"]
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9!\-_.*'()]+$")
 
@@ -41,20 +41,3 @@ def normalise_base_path(base_path: str) -> str:
 
 def join_key(base_path: str, segment: str) -> str:
     return f"{base_path}/{segment}" if base_path else segment
-
-
-def server_side_encryption(
-    value: str | ServerSideEncryption | None, kms_key_id: str | None
-) -> ServerSideEncryption | None:
-    """The encryption for objects we write: ``"AES256"`` (SSE-S3), ``"aws:kms"`` (+ key id) or None."""
-    if isinstance(value, ServerSideEncryption):
-        if kms_key_id is not None and kms_key_id != value.kms_key_id:
-            raise ConfigurationError(
-                "sse_kms_key_id is set and server_side_encryption already names another key"
-            )
-        return value
-    if value is None:
-        if kms_key_id is not None:
-            return ServerSideEncryption("aws:kms", kms_key_id)
-        return None
-    return ServerSideEncryption(value, kms_key_id)

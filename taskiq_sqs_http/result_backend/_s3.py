@@ -36,10 +36,9 @@ from ..aws import (
 )
 from ..aws._credentials import CredentialsLike
 from ..exceptions import BrokerConfigError, ResultIsMissingError, S3ResultBackendError
-from ..options import ClientOptions
+from ..options import ClientOptions, encryption_of
 from ._errors import S3Call, is_missing_key, map_error
 from ._keys import join_key, normalise_base_path, object_key_segment
-from ._keys import server_side_encryption as _sse
 
 __all__ = ["RESULT_RETRY_POLICY", "S3Backend"]
 
@@ -98,7 +97,7 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
             )
         try:
             self._base_path = normalise_base_path(base_path)
-            self._encryption = _sse(server_side_encryption, sse_kms_key_id)
+            self._encryption = encryption_of(server_side_encryption, sse_kms_key_id)
         except ConfigurationError as exc:
             raise BrokerConfigError(error=str(exc)) from None
         self._bucket_name = bucket_name
