@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["bounded", "wait_event"]
+__all__ = ["bounded", "retrieve_exception", "wait_event"]
 
 _T = TypeVar("_T")
 
@@ -31,6 +31,13 @@ async def bounded(awaitable: Awaitable[_T], timeout: float) -> tuple[bool, _T | 
         await asyncio.gather(task, return_exceptions=True)
         return False, None
     return True, task.result()
+
+
+def retrieve_exception(future: asyncio.Future[Any]) -> None:
+    """A done-callback for futures whose failure is reported elsewhere (to an awaiting caller, a hook or
+    ``flush()``): asyncio must not also warn that their exception was never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from ..aws import ConfigurationError, ReceiptHandleIsInvalidError, ServiceError, is_stale_receipt_handle
+from ..aws._aio import retrieve_exception
 from ..aws.sqs import MAX_BATCH_ENTRIES, BatchResult, ChangeVisibilityEntry, DeleteMessageEntry
 from ._protocols import SQSBatchAPI
 
@@ -33,12 +34,6 @@ Entry = TypeVar("Entry")
 
 class BatchEntryError(ServiceError):
     """One entry of a DeleteMessageBatch / ChangeMessageVisibilityBatch failed."""
-
-
-def _retrieve(future: asyncio.Future[None]) -> None:
-    """The awaiting caller sees the error; if it was cancelled meanwhile, don't warn 'never retrieved'."""
-    if not future.cancelled():
-        future.exception()
 
 
 class _Coalescer(Generic[Item, Entry]):
@@ -74,7 +69,7 @@ class _Coalescer(Generic[Item, Entry]):
         ``linger=False``: no other entry is expected, so the batch leaves now with whatever it holds.
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)
+        future.add_done_callback(retrieve_exception)
         self._add(queue_url, item, future, 0, linger=linger)
         # Shielded: a cancelled caller must not cancel a batch that carries other callers' entries.
         await asyncio.shield(future)

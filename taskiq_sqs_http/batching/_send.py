@@ -18,6 +18,7 @@ to the error hook and to the next ``flush()``. Nothing is dropped silently:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..aws import AWSError, ConfigurationError, RetryPolicy, ServiceError, is_permanent_request_error
-from ..aws._aio import bounded, wait_event
+from ..aws._aio import bounded, retrieve_exception, wait_event
 from ..aws.sqs import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, SendMessageEntry, SendMessageResult
 from ._protocols import SQSBatchAPI
 
@@ -89,12 +90,6 @@ class _QueueState:
 
 class SendBufferFullError(SendBatchError):
     """``put()`` waited for room in the full send buffer and gave up: the message was not accepted."""
-
-
-def _consume_exception(future: asyncio.Future[SendMessageResult]) -> None:
-    """Failures are reported through the hook and flush(); don't also warn 'never retrieved'."""
-    if not future.cancelled():
-        future.exception()
 
 
 class SendBatcher:
@@ -225,7 +220,7 @@ class SendBatcher:
             )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[SendMessageResult] = loop.create_future()
-        future.add_done_callback(_consume_exception)
+        future.add_done_callback(retrieve_exception)
         self._buffered_messages += 1
         self._buffered_bytes += size
         future.add_done_callback(lambda _: self._release(size))
@@ -351,17 +346,7 @@ class SendBatcher:
         return batch
 
     async def _send(self, state: _QueueState, batch: list[_Pending]) -> None:
-        wire = [
-            SendMessageEntry(
-                str(i),
-                p.entry.body,
-                delay_seconds=p.entry.delay_seconds,
-                message_attributes=p.entry.message_attributes,
-                message_group_id=p.entry.message_group_id,
-                message_deduplication_id=p.entry.message_deduplication_id,
-            )
-            for i, p in enumerate(batch)
-        ]
+        wire = [dataclasses.replace(p.entry, id=str(i)) for i, p in enumerate(batch)]
         for pending in batch:
             pending.attempts += 1
         retry: list[_Pending] = []

@@ -21,8 +21,8 @@ from ..aws import (
     ServiceError,
     is_transient,
 )
-from ..aws.sqs import MAX_MESSAGE_BYTES, Message, MessageAttributeValue, SendMessageEntry
-from ._pointer import PayloadFormat, PointerError, S3Pointer, decode_pointer, encode_pointer
+from ..aws.sqs import MAX_MESSAGE_BYTES, MessageAttributeValue, SendMessageEntry
+from ._pointer import PayloadFormat, PointerError, S3Pointer, encode_pointer
 
 __all__ = ["OffloadBucketMissingError", "PayloadStore", "PayloadUnavailableError"]
 
@@ -57,7 +57,6 @@ class PayloadStore:
         payload_format: PayloadFormat | str = PayloadFormat.AIO_SQS,
         trusted_buckets: Iterable[str] = (),
         encryption: ServerSideEncryption | None = None,
-        key_prefix: str = "",
     ) -> None:
         if not 1 <= threshold <= MAX_MESSAGE_BYTES:
             raise ConfigurationError(
@@ -74,7 +73,6 @@ class PayloadStore:
         self.threshold = threshold
         self.trusted: frozenset[str] = frozenset([*trusted_buckets, *([bucket] if bucket else [])])
         self._encryption = encryption
-        self._prefix = key_prefix
 
     def needs_offload(self, entry: SendMessageEntry) -> bool:
         """At or above the threshold, as taskiq-aio-sqs decides (but counting bytes, not characters)."""
@@ -111,7 +109,7 @@ class PayloadStore:
         assert self.bucket is not None
         s3 = await self._client()
         # A unique key: retries re-kick with the same task id, and an acked message deletes its payload.
-        key = f"{self._prefix}{entry.id}-{uuid.uuid4().hex[:12]}.json"
+        key = f"{entry.id}-{uuid.uuid4().hex[:12]}.json"
         data = entry.body.encode() if payload is None else payload
         await s3.put_object(self.bucket, key, data, encryption=self._encryption)
         body, pointer_attributes = encode_pointer(self.bucket, key, len(data), self.format)
@@ -148,17 +146,6 @@ class PayloadStore:
             return False
         logger.info("Created extended bucket %r", self.bucket)
         return True
-
-    async def resolve(self, message: Message) -> tuple[bytes, S3Pointer | None]:
-        """The message's real body as bytes, fetched from S3 when it carries a pointer.
-
-        Raises `PointerError` for a malformed pointer, an untrusted bucket or a missing object (the caller
-        logs it and leaves the message for redrive), `PayloadUnavailableError` when S3 fails transiently.
-        """
-        pointer = decode_pointer(message.body, message.message_attributes)
-        if pointer is None:
-            return message.body.encode(), None
-        return await self.fetch(pointer, message.message_id), pointer
 
     async def fetch(self, pointer: S3Pointer, message_id: str) -> bytes:
         """The payload a pointer refers to.

@@ -14,6 +14,7 @@ from taskiq_sqs_http.extended import (
     OffloadBucketMissingError,
     PayloadFormat,
     PayloadStore,
+    PayloadUnavailableError,
     PointerError,
     S3Pointer,
     decode_pointer,
@@ -122,13 +123,38 @@ async def test_store_refuses_untrusted_bucket_and_reports_missing_object() -> No
     async with s3_client(router) as s3:
         store = PayloadStore(s3, "bucket", trusted_buckets=["partner"])
         attrs = {"s3_extended_message": MessageAttributeValue.string("True")}
-        body, pointer = await store.resolve(message('{"s3_bucket": "bucket", "s3_key": "present"}', attrs))
-        assert body == b"\x80payload" and pointer is not None
+
+        def pointer_of(body: str) -> S3Pointer:
+            pointer = decode_pointer(body, attrs)
+            assert pointer is not None
+            return pointer
+
+        assert (
+            await store.fetch(pointer_of('{"s3_bucket": "bucket", "s3_key": "present"}'), "m")
+            == b"\x80payload"
+        )
         with pytest.raises(PointerError, match="untrusted bucket 'secrets'"):
-            await store.resolve(message('{"s3_bucket": "secrets", "s3_key": "k"}', attrs))
+            await store.fetch(pointer_of('{"s3_bucket": "secrets", "s3_key": "k"}'), "m")
         with pytest.raises(PointerError, match="missing"):
-            await store.resolve(message('{"s3_bucket": "bucket", "s3_key": "gone"}', attrs))
-        assert await store.resolve(message("plain")) == (b"plain", None)
+            await store.fetch(pointer_of('{"s3_bucket": "bucket", "s3_key": "gone"}'), "m")
+
+
+async def test_store_tells_a_transient_s3_failure_from_a_poison_pointer() -> None:
+    """A 503 is worth waiting out (the message stays valid); access denied is not."""
+    router = respx.Router()
+    router.get(f"{ENDPOINT}/bucket/busy").mock(
+        return_value=httpx.Response(503, content=b"<Error><Code>SlowDown</Code></Error>")
+    )
+    router.get(f"{ENDPOINT}/bucket/secret").mock(
+        return_value=httpx.Response(403, content=b"<Error><Code>AccessDenied</Code></Error>")
+    )
+    async with s3_client(router) as s3:
+        store = PayloadStore(s3, "bucket")
+        with pytest.raises(PayloadUnavailableError, match="unavailable") as caught:
+            await store.fetch(S3Pointer("bucket", "busy", PayloadFormat.AIO_SQS), "m")
+        assert "SlowDown" in str(caught.value.cause)
+        with pytest.raises(PointerError, match="AccessDenied"):
+            await store.fetch(S3Pointer("bucket", "secret", PayloadFormat.AIO_SQS), "m")
 
 
 def test_store_validates_settings() -> None:
