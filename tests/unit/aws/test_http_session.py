@@ -29,7 +29,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    headers = {}
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         if ":" in line:
             name, _, value = line.partition(":")

@@ -198,7 +198,8 @@ async def test_s3_create_bucket_location_outside_us_east_1() -> None:
         await s3.create_bucket("b")
         await s3.delete_object("b", "k")
     assert deleted.call_count == 1
-    assert b"<LocationConstraint>eu-west-1</LocationConstraint>" in route.calls[0].request.content
+    request = route.calls.last.request  # the only call
+    assert b"<LocationConstraint>eu-west-1</LocationConstraint>" in request.content
 
 
 async def test_s3_invalid_bucket_name() -> None:

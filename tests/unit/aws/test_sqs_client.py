@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -348,7 +348,8 @@ async def test_sqs_clock_skew_is_learned_and_resigned(router: respx.Router) -> N
     route = router.post("/").mock(side_effect=[skew, ok({"QueueUrl": QUEUE})])
     async with make_client(router, retry_policy=RetryPolicy.testing(max_attempts=1)) as sqs:
         assert await sqs.get_queue_url("jobs") == QUEUE
-    first, second = (c.request.headers["x-amz-date"] for c in route.calls)
+    requests = [call.request for call in cast("list[respx.models.Call]", route.calls)]
+    first, second = (r.headers["x-amz-date"] for r in requests)
     sent = datetime.strptime(second, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
     assert abs((sent - server_time).total_seconds()) < 60
     assert first != second
@@ -389,7 +390,8 @@ async def test_sqs_expired_token_refreshes_once(router: respx.Router) -> None:
     route = router.post("/").mock(side_effect=[sqs_error("ExpiredToken"), ok({"QueueUrl": QUEUE})])
     async with make_client(router, credentials=provider) as sqs:
         await sqs.get_queue_url("jobs")
-    keys = [c.request.headers["authorization"].split("Credential=")[1][:5] for c in route.calls]
+    requests = [call.request for call in cast("list[respx.models.Call]", route.calls)]
+    keys = [r.headers["authorization"].split("Credential=")[1][:5] for r in requests]
     assert keys == ["AKID0", "AKID1"]
 
 
