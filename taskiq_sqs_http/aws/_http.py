@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Backend", "HTTPSession", "RawResponse", "Timeouts"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.aws")
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from ._credentials import Credentials
 
 __all__ = ["RefreshSettings", "RefreshableCredentialProvider", "utc_now"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.aws")
 
 
 def utc_now() -> datetime:

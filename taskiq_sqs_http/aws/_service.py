@@ -38,7 +38,7 @@ __all__ = ["ServiceClient"]
 
 _C = TypeVar("_C", bound="ServiceClient")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.aws")
 
 ErrorParser = Callable[[int, dict[str, str], bytes, str], ServiceError]
 

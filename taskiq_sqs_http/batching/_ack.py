@@ -25,7 +25,7 @@ from ._protocols import SQSBatchAPI
 
 __all__ = ["BatchEntryError", "DeleteBatcher", "VisibilityBatcher"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.batching")
 
 
 Item = TypeVar("Item")

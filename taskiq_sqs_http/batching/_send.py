@@ -36,7 +36,7 @@ __all__ = ["SendBatchError", "SendBatcher", "SendBufferFullError", "SendFailure"
 DEFAULT_MAX_BUFFERED_MESSAGES = 10_000
 DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.batching")
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ from ._queues import Target
 
 __all__ = ["MAX_SQS_MESSAGE_SIZE", "SQSBroker"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.broker")
 
 # SQS's limit on body plus attributes; at or above it the payload goes to S3 (2.1.1's name and threshold).
 MAX_SQS_MESSAGE_SIZE = MAX_MESSAGE_BYTES

@@ -32,7 +32,7 @@ from ._queues import Target
 
 __all__ = ["Consumer"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.broker")
 
 # Sleep after an empty receive when the queue does not long-poll (wait_time_seconds=0).
 IDLE_SLEEP_SECONDS = 1.0

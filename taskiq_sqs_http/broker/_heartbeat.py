@@ -19,7 +19,7 @@ ChangeVisibility = Callable[[str, str, int], Awaitable[None]]
 
 __all__ = ["Heartbeats"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.broker")
 
 
 class Heartbeats:

@@ -67,7 +67,7 @@ __all__ = [
     "check_task",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.broker")
 
 # A message received this much before its not-before time runs anyway rather than being hidden again.
 NOT_BEFORE_TOLERANCE = 1.0

@@ -31,7 +31,7 @@ from ._queues import Target
 
 __all__ = ["Outbox", "OutboxSettings"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.broker")
 
 BuildEntry = Callable[[BrokerMessage, Target], Awaitable[SendMessageEntry]]
 

@@ -19,7 +19,7 @@ from ._errors import broker_error
 
 __all__ = ["HeartbeatTiming", "Target", "create_queue", "heartbeat_timing", "resolve_targets", "resolve_url"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.broker")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from ._queues import Target
 
 __all__ = ["batchable", "build_entry", "dedup_id", "route"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.broker")
 _MAX_DEDUPLICATION_ID = 128
 
 

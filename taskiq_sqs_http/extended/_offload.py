@@ -26,7 +26,7 @@ from ._pointer import PayloadFormat, PointerError, S3Pointer, encode_pointer
 
 __all__ = ["OffloadBucketMissingError", "PayloadStore", "PayloadUnavailableError"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.extended")
 
 
 class OffloadBucketMissingError(ConfigurationError):

@@ -48,7 +48,7 @@ __all__ = [
     "lambda_handler",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.serverless")
 
 DEFAULT_MAX_CONCURRENCY = 10
 """Tasks of one invocation that run at once (standard queues; FIFO groups run in order)."""

@@ -25,7 +25,7 @@ from ._web_identity import WebIdentityCredentialProvider
 
 __all__ = ["ChainCredentialProvider", "default_credential_provider"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.aws")
 
 
 class ChainCredentialProvider:

@@ -17,7 +17,7 @@ from ._common import client_for, parse_credentials_json, transport_problem
 
 __all__ = ["InstanceMetadataCredentialProvider"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("taskiq_sqs_http.aws")
 
 _IMDS_DEFAULT = "http://169.254.169.254"
 _IMDS_IPV6 = "http://[fd00:ec2::254]"

@@ -127,7 +127,7 @@ async def test_advisory_failure_keeps_old_credentials_and_logs_without_secrets(
     first = await provider.get_credentials()
     clock.advance(minutes=46)
     source.fail = CredentialSourceError("HTTP 500 from endpoint", source="test source")
-    with caplog.at_level(logging.WARNING, logger="taskiq_sqs_http.aws._refresh"):
+    with caplog.at_level(logging.WARNING, logger="taskiq_sqs_http.aws"):
         assert await provider.get_credentials() is first
         await settle()
     assert source.calls == 2

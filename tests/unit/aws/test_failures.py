@@ -204,7 +204,7 @@ async def test_throttling_and_over_limit_are_retried_with_a_warning(
         return answers.pop(0)
 
     handler = Recorder(respond)
-    with caplog.at_level(logging.WARNING, logger="taskiq_sqs_http.aws._service"):
+    with caplog.at_level(logging.WARNING, logger="taskiq_sqs_http.aws"):
         async with sqs_client(handler) as sqs:
             assert await sqs.receive_message(QUEUE) == []
     assert len(handler.requests) == 2
