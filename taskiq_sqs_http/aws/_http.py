@@ -43,7 +43,8 @@ class Timeouts:
     instead. ``total`` bounds an operation across all its attempts and backoff waits (a receive gets its
     wait time and margin on top), so an endpoint that accepts connections and never answers costs the
     caller ``total`` seconds, not ``max_attempts`` read timeouts; when it passes,
-    `DeadlineExceededError` names the operation and the deadline.
+    `DeadlineExceededError` names the operation and the deadline. A request body over 1 MiB adds a second
+    per MiB, so a large upload on a slow link is not mistaken for a dead endpoint.
     """
 
     connect: float = 5.0

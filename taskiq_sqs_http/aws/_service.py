@@ -46,6 +46,9 @@ ErrorParser = Callable[[int, dict[str, str], bytes, str], ServiceError]
 _SKEW_THRESHOLD = timedelta(seconds=300)
 # Seconds before the deadline at which a cancellation is taken for the deadline timer's own.
 _TIMER_SLACK = 0.01
+# Bodies larger than this get extra time on the operation's deadline, at this many bytes per second.
+_UPLOAD_ALLOWANCE_FROM = 1024 * 1024
+_UPLOAD_RATE = 1024 * 1024
 
 
 def check_type(name: str, value: object, expected: type | tuple[type, ...]) -> None:
@@ -232,13 +235,17 @@ class ServiceClient:
     ) -> RawResponse:
         """Sign, send and retry until success, a final error, or the operation's deadline.
 
-        The deadline (``Timeouts.total`` plus ``extra_deadline``, the wait time of a long poll) is one
-        timer for the whole operation: when it fires, the attempt or backoff wait in progress is
-        cancelled and `DeadlineExceededError` raised. A cancellation from outside passes through as is.
+        The deadline is ``Timeouts.total``, plus ``extra_deadline`` (the wait time of a long poll), plus
+        a second per MiB of a body over 1 MiB. It is one timer for the whole operation: when it fires, the
+        attempt or backoff wait in progress is cancelled and `DeadlineExceededError` raised. A
+        cancellation from outside passes through as is.
         """
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         budget = self._session.timeouts.total + extra_deadline
+        if len(body) > _UPLOAD_ALLOWANCE_FROM:
+            # A large upload on a slow link is not a dead endpoint: give it time at a modest rate.
+            budget += len(body) / _UPLOAD_RATE
         deadline = loop.time() + budget
         sent = 0
         body_sha256: str | None = None

@@ -131,6 +131,14 @@ async def test_attempts_that_time_out_are_counted_until_the_deadline() -> None:
     assert "(3 attempts); last error: GetQueueUrl: ReadTimeout" in str(info.value)
 
 
+async def test_a_large_upload_gets_a_second_per_mib_on_its_deadline() -> None:
+    handler = Recorder(never_answer)
+    async with s3_client(handler, timeouts=Timeouts(total=0.1)) as s3:
+        with pytest.raises(DeadlineExceededError) as info:
+            await s3.put_object("bucket", "key", b"x" * (1024 * 1024 + 1024 * 1024 // 5))  # 1.2 MiB
+    assert info.value.deadline == pytest.approx(1.3)
+
+
 async def test_no_backoff_wait_starts_that_would_end_past_the_deadline() -> None:
     """When the next retry could only start after the deadline, the error comes at once, with the cause."""
 
@@ -346,11 +354,12 @@ async def test_environment_expiration_accepts_any_fraction_length() -> None:
 # -- refusals before sending --------------------------------------------------------------------------
 
 
-def s3_client(handler: Any) -> S3Client:
+def s3_client(handler: Any, *, timeouts: Timeouts | None = None) -> S3Client:
     return S3Client(
         region_name="eu-west-1",
         endpoint_url="http://s3.local",
         transport=httpx.MockTransport(handler),
+        timeouts=timeouts,
         credentials=Credentials("AKIDEXAMPLE", SECRET),
         retry_policy=RetryPolicy.testing(),
     )
