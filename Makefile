@@ -10,7 +10,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install ministack aiosqs check lint format typecheck test test-unit demo bench bench-client clean chaos
+.PHONY: help install ministack aiosqs check lint format typecheck test test-unit demo bench bench-client clean chaos lambda-zip demo-lambda bench-lambda
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -67,10 +67,22 @@ demo: install ministack ## Run the main job end to end on a local MiniStack (wor
 bench: install ministack aiosqs ## Broker benchmarks, ours vs taskiq-aio-sqs 2.1.1, side by side (bench/results.md)
 	$(PY) -m pip install $(PIP_FLAGS) matplotlib
 	$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- $(PY) scripts/bench.py
+	$(MAKE) --no-print-directory bench-lambda
 
 bench-client: install ministack ## Client CPU per request, ours vs aiobotocore (side by side)
 	$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- \
 		$(PY) scripts/bench_client.py
+
+lambda-zip: install ## AWS Lambda zip of APP (module in APP_DIR, default .) with this package, ARCH=x86_64|arm64|all
+	@test -n "$(APP)" || (echo "usage: make lambda-zip APP=module [APP_DIR=dir] [ARCH=x86_64|arm64|all]"; exit 2)
+	$(PY) scripts/lambda_zip.py $(APP) --app-dir $(or $(APP_DIR),.) --arch $(or $(ARCH),x86_64)
+
+demo-lambda: install ministack ## Serverless demo: tasks run by a Lambda function on a local MiniStack (SQS trigger)
+	$(PY) scripts/demo_lambda.py --ministack $(MS_VENV)/bin/ministack
+
+bench-lambda: install ministack ## Lambda zip size, cold start and warm CPU, ours vs taskiq-aio-sqs 2.1.1 (bench/lambda.md)
+	MINISTACK_SERVICES=sqs,s3 $(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- \
+		$(PY) scripts/bench_lambda.py
 
 chaos: install ministack ## Fault-injection and soak suite (several minutes); table in bench/reliability.md
 	$(PY) scripts/chaos.py
