@@ -170,7 +170,7 @@ async def _client_ours(endpoint: str, sizes: list[int], requests: int) -> dict[s
 
 
 async def _client_theirs(endpoint: str, sizes: list[int], requests: int) -> dict[str, float]:
-    from aiobotocore.session import get_session
+    from aiobotocore.session import get_session  # pyright: ignore[reportMissingImports]
 
     kwargs: dict[str, Any] = {
         "endpoint_url": endpoint,

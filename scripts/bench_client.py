@@ -159,8 +159,8 @@ async def _run_ours(endpoint: str, op: str, requests: int, concurrency: int) -> 
 
 
 async def _run_theirs(endpoint: str, op: str, requests: int, concurrency: int) -> dict[str, float]:
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
+    from aiobotocore.config import AioConfig  # pyright: ignore[reportMissingImports]
+    from aiobotocore.session import get_session  # pyright: ignore[reportMissingImports]
 
     session = get_session()
     config = AioConfig(max_pool_connections=64, s3={"addressing_style": "path"})
@@ -263,7 +263,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])  # pyright: ignore[reportOptionalMemberAccess]
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--stub", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--impl", default="ours")

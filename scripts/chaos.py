@@ -84,7 +84,7 @@ def text_table(records: list[dict[str, Any]]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])  # pyright: ignore[reportOptionalMemberAccess]
     parser.add_argument("--output", default=str(ROOT / "bench" / "reliability.md"))
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
     args = parser.parse_args()

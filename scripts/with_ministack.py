@@ -99,7 +99,7 @@ def ministack(executable: str, port: int | None = None, services: str = "sqs,s3"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])  # pyright: ignore[reportOptionalMemberAccess]
     parser.add_argument("--ministack", required=True, help="path of the ministack executable")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("command", nargs=argparse.REMAINDER)

@@ -24,7 +24,7 @@ from typing import Any
 
 async def _kick(request: dict[str, Any], endpoint: str) -> dict[str, Any]:
     from taskiq import BrokerMessage
-    from taskiq_aio_sqs import SQSBroker
+    from taskiq_aio_sqs import SQSBroker  # pyright: ignore[reportMissingImports]
 
     broker = SQSBroker(
         request["queue"],
@@ -49,7 +49,7 @@ async def _kick(request: dict[str, Any], endpoint: str) -> dict[str, Any]:
 
 
 async def _receive(request: dict[str, Any], endpoint: str) -> dict[str, Any]:
-    from taskiq_aio_sqs import SQSBroker
+    from taskiq_aio_sqs import SQSBroker  # pyright: ignore[reportMissingImports]
 
     broker = SQSBroker(
         request["queue"],
@@ -77,7 +77,7 @@ async def _receive(request: dict[str, Any], endpoint: str) -> dict[str, Any]:
 
 async def _results(request: dict[str, Any], endpoint: str) -> dict[str, Any]:
     from taskiq.result import TaskiqResult
-    from taskiq_aio_sqs import S3Backend
+    from taskiq_aio_sqs import S3Backend  # pyright: ignore[reportMissingImports]
 
     backend: Any = S3Backend(request["bucket"], base_path=request.get("base_path", ""), endpoint_url=endpoint)
     await backend.startup()

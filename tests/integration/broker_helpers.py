@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, cast
 
 from taskiq import AckableMessage, BrokerMessage
 
 from taskiq_sqs_http import SQSBroker
 from taskiq_sqs_http.aws import Message, SQSClient
 
-__all__ = ["MakeBroker", "eventually", "next_message", "receive_all", "task_message"]
+__all__ = ["Delivery", "MakeBroker", "eventually", "next_message", "receive_all", "task_message"]
 
 # The conftest's ``make_broker`` fixture: ``await make_broker(queue_name, start=True, **broker_kwargs)``.
 MakeBroker = Callable[..., Awaitable[SQSBroker]]
@@ -54,5 +54,21 @@ async def eventually(
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-async def next_message(gen: Any, timeout: float = 10.0) -> AckableMessage:
-    return await asyncio.wait_for(gen.__anext__(), timeout)
+class Delivery(Protocol):
+    """What ``SQSBroker.listen()`` yields, as these tests use it.
+
+    taskiq types ``ack`` as returning ``None`` or an awaitable; SQSBroker's is always a coroutine.
+    """
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def ack(self) -> Callable[[], Awaitable[None]]: ...
+
+
+async def next_message(gen: AsyncIterator[bytes | AckableMessage], timeout: float = 10.0) -> Delivery:
+    """The next delivery from ``listen()``, within ``timeout`` seconds."""
+    delivery = await asyncio.wait_for(gen.__anext__(), timeout)
+    assert isinstance(delivery, AckableMessage), "SQSBroker.listen() yields AckableMessage"
+    return cast(Delivery, delivery)

@@ -20,7 +20,7 @@ from taskiq_sqs_http import SendFailedError, SQSBroker, SQSQueue
 from taskiq_sqs_http.aws import Message, MessageAttributeValue, S3Client, SQSClient
 from taskiq_sqs_http.batching import SendFailure
 
-from .broker_helpers import MakeBroker, receive_all, task_message
+from .broker_helpers import MakeBroker, next_message, receive_all, task_message
 from .faults import Fault, FaultTransport
 
 
@@ -177,7 +177,7 @@ async def test_requests_per_task_with_batching(
     acks: list[asyncio.Task[Any]] = []
     try:
         for _ in range(tasks):
-            delivery = await asyncio.wait_for(gen.__anext__(), 20)
+            delivery = await next_message(gen, timeout=20)
             # Tasks run concurrently and take a little while, as in a worker; an ack lingers for company
             # only while other deliveries are in flight, so a lone ack never waits.
             acks.append(asyncio.ensure_future(_run_then_ack(delivery)))
@@ -245,7 +245,7 @@ async def test_aws_format_pointer_is_read_and_cleaned(
     broker = await make_broker(name, wait_time_seconds=1, s3_extended_bucket_name=bucket)
     gen = broker.listen()
     try:
-        delivery = await asyncio.wait_for(gen.__anext__(), 20)
+        delivery = await next_message(gen, timeout=20)
         assert delivery.data == payload
         await delivery.ack()
     finally:
@@ -297,7 +297,7 @@ async def test_bad_pointers_are_logged_and_left_for_redrive(
     await broker.kick(good)
     gen = broker.listen()
     try:
-        delivery = await asyncio.wait_for(gen.__anext__(), 20)
+        delivery = await next_message(gen, timeout=20)
         assert json.loads(delivery.data)["task_id"] == good.task_id
         await delivery.ack()
     finally:

@@ -118,7 +118,7 @@ async def test_delay_seconds(
 ) -> None:
     broker = make(delay_seconds=broker_delay)
     await broker.startup()
-    labels = {} if label is None else {"delay": label}
+    labels: dict[str, Any] = {} if label is None else {"delay": label}
     await broker.kick(msg(**labels))
     assert aws.payloads("SendMessage")[0].get("DelaySeconds") == expected
 

@@ -120,9 +120,8 @@ async def test_receive_errors_back_off_exponentially_up_to_a_cap(
 ) -> None:
     """Throttling, OverLimit at the in-flight quota, an outage: the loop slows down and never stops."""
     sqs = MemorySQS(clock)
-    sqs.receive_failures = [
-        ServiceError("OverLimit", "too many in flight", status=403, operation="ReceiveMessage")
-    ] * 8 + [TransportError("connection reset")]
+    over_limit = ServiceError("OverLimit", "too many in flight", status=403, operation="ReceiveMessage")
+    sqs.receive_failures = [*[over_limit] * 8, TransportError("connection reset")]
     consumer = consumer_for(sqs, SQSQueue(name="tasks", wait_time_seconds=20), error_backoff=0.5)
     caplog.set_level(logging.WARNING)
     consumer.start()
