@@ -439,3 +439,71 @@ async def test_http_session_names_the_header_it_cannot_send(backend: str) -> Non
         server.close()
         await server.wait_closed()
         await asyncio.sleep(0.05)  # let handlers of connections the client dropped finish
+
+
+class ExpiredProvider:
+    """A custom provider that does not check expirations itself: the client still refuses to sign."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    async def get_credentials(self) -> Credentials:
+        return self.credentials
+
+    def invalidate(self) -> None:
+        """Nothing cached."""
+
+    def describe(self) -> str:
+        return "credentials from a test provider"
+
+
+async def test_the_client_honours_expirations_whatever_the_provider() -> None:
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    handler = Recorder(always(httpx.Response(200)))
+    provider = ExpiredProvider(Credentials("AKIDEXAMPLE", SECRET, TOKEN, expiration=past, source="test"))
+    async with sqs_client(handler, credentials=provider) as sqs:
+        with pytest.raises(CredentialsExpiredError, match="credentials from test expired at"):
+            await sqs.delete_queue(QUEUE)
+    assert handler.requests == []
+    with pytest.raises(ConfigurationError, match="Credentials expiration must be a datetime"):
+        Credentials("AKID", SECRET, expiration="2030-01-01")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        (
+            {"AWS_METADATA_SERVICE_TIMEOUT": "soon"},
+            "AWS_METADATA_SERVICE_TIMEOUT is 'soon'; expected a number",
+        ),
+        ({"AWS_METADATA_SERVICE_TIMEOUT": "-1"}, "AWS_METADATA_SERVICE_TIMEOUT is '-1'; expected a positive"),
+        (
+            {"AWS_METADATA_SERVICE_NUM_ATTEMPTS": "two"},
+            "AWS_METADATA_SERVICE_NUM_ATTEMPTS is 'two'; expected a",
+        ),
+        ({"AWS_METADATA_SERVICE_NUM_ATTEMPTS": "0"}, "AWS_METADATA_SERVICE_NUM_ATTEMPTS is '0'; expected at"),
+    ],
+)
+def test_environment_numbers_are_checked_naming_the_variable(env: dict[str, str], match: str) -> None:
+    from taskiq_sqs_http.aws._environ import env_float, env_int
+
+    with pytest.raises(ConfigurationError, match=match):
+        env_float(env, "AWS_METADATA_SERVICE_TIMEOUT", 1.0)
+        env_int(env, "AWS_METADATA_SERVICE_NUM_ATTEMPTS", 1)
+
+
+def test_environment_flags_and_defaults() -> None:
+    from taskiq_sqs_http.aws._environ import env_flag, env_float, env_int
+
+    assert env_flag({"X": " Yes "}, "X") and env_flag({"X": "1"}, "X") and not env_flag({"X": "no"}, "X")
+    assert not env_flag({}, "X")
+    assert env_float({}, "T", 1.5) == 1.5 and env_float({"T": "2.5"}, "T", 1.0) == 2.5
+    assert env_int({}, "N", 3) == 3 and env_int({"N": " 4 "}, "N", 1) == 4
+
+
+def test_kms_key_ids_are_trimmed_and_checked() -> None:
+    from taskiq_sqs_http.aws import ServerSideEncryption
+
+    assert ServerSideEncryption("aws:kms", " alias/jobs ").kms_key_id == "alias/jobs"
+    with pytest.raises(ConfigurationError, match="kms_key_id is 'alias/jöbs'; expected a KMS key id"):
+        ServerSideEncryption("aws:kms", "alias/jöbs")
