@@ -1,21 +1,26 @@
-"""Options shared by the broker and the result backend, as frozen values checked once.
+"""Options as frozen values, checked once at construction.
 
 `ClientOptions` says how to reach AWS: region, endpoint, credentials, retries, timeouts and an optional
-``httpx.AsyncClient`` to share. `SQSBroker` and `S3Backend` build one from their flat keyword arguments
-(the drop-in signature of taskiq-aio-sqs) at construction, so a wrong value fails there, naming the
-parameter; users may also build one and pass it to both. Access keys given as arguments are kept only
-inside a `Credentials` object, whose ``repr`` never shows the secret or the token: an error reporter that
-captures a broker's attributes does not send them away.
+``httpx.AsyncClient`` to share; `SQSBroker` and `S3Backend` both take it. `BatchingOptions`,
+`DeliveryOptions` and `PayloadOptions` group the broker's other settings. The broker keeps the flat keyword
+arguments of taskiq-aio-sqs (the drop-in signature) and packs them into these values at once, so a wrong
+value fails at construction, naming the parameter; users may also build the values and pass them.
+
+Access keys given as arguments are kept only inside a `Credentials` object, whose ``repr`` never shows the
+secret or the token: an error reporter that captures a broker's attributes does not send them away.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 
+from . import _validate
 from .aws import (
     ConfigurationError,
     Credentials,
@@ -27,8 +32,13 @@ from .aws import (
     SQSClient,
     Timeouts,
 )
+from .aws.sqs import MAX_MESSAGE_BYTES, MAX_VISIBILITY_TIMEOUT
+from .exceptions import BrokerConfigError
 
-__all__ = ["ClientOptions", "encryption_of"]
+if TYPE_CHECKING:
+    from .batching import SendFailure
+
+__all__ = ["BatchingOptions", "ClientOptions", "DeliveryOptions", "PayloadOptions", "encryption_of"]
 
 # Region names: lower-case words and digits joined by dashes (us-east-1, eu-central-2, local emulators).
 _REGION = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -153,3 +163,126 @@ def encryption_of(
             return ServerSideEncryption("aws:kms", kms_key_id)
         return None
     return ServerSideEncryption(value, kms_key_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchingOptions:
+    """How sends are coalesced into SendMessageBatch, and how much may wait in memory.
+
+    The buffer is bounded by ``max_buffered_messages`` and ``max_buffered_bytes``: when SQS is slow or
+    down, ``kiq()`` waits up to ``send_buffer_timeout`` seconds for room, then raises `SendFailedError`.
+    """
+
+    enable_batching: bool = False
+    batch_size: int = 10
+    batch_timeout: float = 1.0
+    skip_batch_tasks: frozenset[str] = frozenset()
+    max_buffered_messages: int = 10_000
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    send_buffer_timeout: float = 30.0
+    on_send_error: Callable[[SendFailure], object] | None = None
+
+    def __post_init__(self) -> None:
+        _validate.check_bool("enable_batching", self.enable_batching)
+        _set(self, "batch_size", _validate.check_int("BatchSize", self.batch_size, 1, 10))
+        _set(self, "batch_timeout", _validate.check_float_at_least("BatchTimeout", self.batch_timeout, 0.1))
+        _set(self, "skip_batch_tasks", _validate.check_names("skip_batch_tasks", self.skip_batch_tasks))
+        _set(
+            self,
+            "max_buffered_messages",
+            int(
+                _validate.check_range_float(
+                    "max_buffered_messages", self.max_buffered_messages, 1, 10_000_000
+                )
+            ),
+        )
+        _set(
+            self,
+            "max_buffered_bytes",
+            int(
+                _validate.check_range_float(
+                    "max_buffered_bytes", self.max_buffered_bytes, MAX_MESSAGE_BYTES, 2**40
+                )
+            ),
+        )
+        _set(
+            self,
+            "send_buffer_timeout",
+            _validate.check_range_float("send_buffer_timeout", self.send_buffer_timeout, 0.0, 3600.0),
+        )
+        _validate.check_callable("on_send_error", self.on_send_error)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryOptions:
+    """What happens to received messages: metadata labels, redelivery of failed tasks, ack batching,
+    heartbeats, and how long shutdown may take."""
+
+    expose_message_metadata: bool = False
+    redeliver_failed: bool = False
+    redelivery_delay: int = 30
+    ack_batch_linger: float = 0.02
+    enable_heartbeat: bool = False
+    heartbeat_interval: float | None = None
+    heartbeat_max_extensions: int = 100
+    shutdown_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        # 2.1.1 checked the heartbeat first; the same wrong argument gives the same error here.
+        _set(self, "heartbeat_interval", _validate.parse_heartbeat_interval(self.heartbeat_interval))
+        _validate.check_heartbeat_max_extensions(self.heartbeat_max_extensions)
+        for name in ("expose_message_metadata", "redeliver_failed", "enable_heartbeat"):
+            _validate.check_bool(name, getattr(self, name))
+        _set(
+            self,
+            "redelivery_delay",
+            _validate.check_int("redelivery_delay", self.redelivery_delay, 0, MAX_VISIBILITY_TIMEOUT),
+        )
+        _set(
+            self,
+            "ack_batch_linger",
+            _validate.check_range_float("ack_batch_linger", self.ack_batch_linger, 0.0, 0.05),
+        )
+        _set(
+            self,
+            "shutdown_timeout",
+            _validate.check_range_float("shutdown_timeout", self.shutdown_timeout, 0.1, 3600.0),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PayloadOptions:
+    """Extended (S3-offloaded) messages: where big bodies go, in which pointer format, which buckets a
+    worker may follow pointers into, and what happens to a payload once its task is done."""
+
+    s3_extended_bucket_name: str | None = None
+    create_extended_bucket: bool = False
+    extended_payload_format: str = "aio-sqs"
+    extended_payload_threshold: int = MAX_MESSAGE_BYTES
+    trusted_payload_buckets: frozenset[str] = frozenset()
+    delete_payloads_after_ack: bool = True
+    server_side_encryption: ServerSideEncryption | None = None
+
+    def __post_init__(self) -> None:
+        _validate.check_bucket_name("s3_extended_bucket_name", self.s3_extended_bucket_name)
+        _validate.check_bool("create_extended_bucket", self.create_extended_bucket)
+        _validate.check_bool("delete_payloads_after_ack", self.delete_payloads_after_ack)
+        _set(
+            self,
+            "trusted_payload_buckets",
+            _validate.check_names("trusted_payload_buckets", self.trusted_payload_buckets),
+        )
+        if self.extended_payload_format not in ("aio-sqs", "aws"):
+            raise BrokerConfigError(
+                error=f"extended_payload_format is {self.extended_payload_format!r}; allowed values are "
+                "'aio-sqs', 'aws'"
+            )
+        _validate.check_strict_int(
+            "extended_payload_threshold", self.extended_payload_threshold, 1, MAX_MESSAGE_BYTES, "bytes"
+        )
+        _check_instance("server_side_encryption", self.server_side_encryption, ServerSideEncryption)
+
+
+def _set(options: object, name: str, value: object) -> None:
+    """Store the checked (normalised) value in a frozen options object."""
+    object.__setattr__(options, name, value)

@@ -4,7 +4,9 @@ The broker is wiring. What happens to a task on its way out is the `Outbox`'s (`
 SQS message built by `_sending`, batching with a bounded buffer); what happens to a received message is the
 `Inbox`'s (`_lifecycle`: decoding, payload fetch, poison and transient failures, acks, redelivery,
 heartbeats, hand-back); `_consumer` is the long-poll loop of ``listen()`` that feeds the inbox. Queue lookup
-and creation live in `_queues`, argument checks in `_validation`, the mapping of client errors in `_errors`.
+and creation live in `_queues`, the mapping of client errors in `_errors`. The broker's keyword arguments (the
+drop-in signature of taskiq-aio-sqs) are packed at once into the option values of `taskiq_sqs_http.options`
+(client, delivery, batching, payloads), which `taskiq_sqs_http._validate` checks.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
+from typing import Any, TypeVar
 
 import httpx
 from taskiq import AsyncBroker, BrokerMessage
 from taskiq.abc.formatter import TaskiqFormatter
 from taskiq.acks import AckableMessage
 
+from .._validate import check_bool, check_heartbeat_interval, check_int
 from ..aws import (
     AWSError,
     ConfigurationError,
@@ -37,23 +42,21 @@ from ..aws.sqs import MAX_MESSAGE_BYTES
 from ..batching import SendFailure
 from ..exceptions import BrokerConfigError, BrokerNotStartedError
 from ..extended import PayloadStore
-from ..options import ClientOptions, encryption_of
+from ..options import BatchingOptions, ClientOptions, DeliveryOptions, PayloadOptions, encryption_of
 from ..result_backend import S3Backend
-from . import _queues, _sending, _validation
+from . import _queues, _sending
 from ._config import (
     MAX_DELAY_SECONDS,
     MAX_NUMBER_OF_MESSAGES,
     MAX_VISIBILITY_TIMEOUT,
     MAX_WAIT_TIME_SECONDS,
     SQSQueue,
-    check_float_at_least,
-    check_int,
 )
 from ._consumer import RETURN_TIMEOUT_SECONDS, Consumer
 from ._envelope import MetadataUnwrappingFormatter
 from ._errors import broker_error
 from ._lifecycle import FailureTracker, Inbox, InboxSettings, RecentSet, TaskCheck, check_task
-from ._outbox import Outbox, OutboxSettings
+from ._outbox import Outbox
 from ._queues import Target
 
 __all__ = ["MAX_SQS_MESSAGE_SIZE", "SQSBroker"]
@@ -130,60 +133,48 @@ class SQSBroker(AsyncBroker):
         send_buffer_timeout: float = 30.0,
         create_extended_bucket: bool = False,
         client_options: ClientOptions | None = None,
+        batching: BatchingOptions | None = None,
+        delivery: DeliveryOptions | None = None,
+        payloads: PayloadOptions | None = None,
     ) -> None:
         super().__init__()
-        _validation.check_types(
-            flags={
-                "use_task_id_for_deduplication": use_task_id_for_deduplication,
-                "is_fair_queue": is_fair_queue,
-                "enable_batching": enable_batching,
-                "expose_message_metadata": expose_message_metadata,
-                "enable_heartbeat": enable_heartbeat,
-                "create_queues": create_queues,
-                "delete_payloads_after_ack": delete_payloads_after_ack,
-                "redeliver_failed": redeliver_failed,
-                "create_extended_bucket": create_extended_bucket,
-            },
-            names={"skip_batch_tasks": skip_batch_tasks, "trusted_payload_buckets": trusted_payload_buckets},
-            instances={},
-            callables={"on_send_error": on_send_error},
-        )
         try:
-            if client_options is not None:
-                flat = (
-                    endpoint_url,
-                    region_name,
-                    aws_access_key_id,
-                    aws_secret_access_key,
-                    aws_session_token,
-                )
-                given = (credentials, http_client, retry_policy, timeouts)
-                if not isinstance(client_options, ClientOptions):  # pyright: ignore[reportUnnecessaryIsInstance]
-                    raise ConfigurationError(
-                        f"'client_options' must be a ClientOptions, got {type(client_options).__name__}"
-                    )
-                if any(v is not None for v in (*flat, *given)):
-                    raise ConfigurationError(
-                        "pass 'client_options' or the separate client arguments (endpoint_url, region_name, "
-                        "keys, credentials, http_client, retry_policy, timeouts), not both"
-                    )
-            self._client_options = client_options or ClientOptions.from_arguments(
-                region_name=region_name,
-                endpoint_url=endpoint_url,
-                aws_access_key_id=aws_access_key_id,
-                aws_secret_access_key=aws_secret_access_key,
-                aws_session_token=aws_session_token,
-                credentials=credentials,
-                retry_policy=retry_policy,
-                timeouts=timeouts,
-                http_client=http_client,
+            self._client_options = _given(
+                "client_options",
+                client_options,
+                ClientOptions,
+                dict(
+                    endpoint_url=endpoint_url,
+                    region_name=region_name,
+                    aws_access_key_id=aws_access_key_id,
+                    aws_secret_access_key=aws_secret_access_key,
+                    aws_session_token=aws_session_token,
+                    credentials=credentials,
+                    http_client=http_client,
+                    retry_policy=retry_policy,
+                    timeouts=timeouts,
+                ),
+                ClientOptions.from_arguments,
             )
         except ConfigurationError as exc:
             raise BrokerConfigError(error=str(exc)) from None
-        _validation.check_bucket_name("s3_extended_bucket_name", s3_extended_bucket_name)
-        # -- validation, in 2.1.1's order: heartbeat, messages, delay, wait, then batching ------------
-        heartbeat_interval = _validation.parse_heartbeat_interval(heartbeat_interval)
-        extensions = _validation.check_heartbeat_max_extensions(heartbeat_max_extensions)
+        self._delivery = _given(
+            "delivery",
+            delivery,
+            DeliveryOptions,
+            dict(
+                expose_message_metadata=expose_message_metadata,
+                redeliver_failed=redeliver_failed,
+                redelivery_delay=redelivery_delay,
+                ack_batch_linger=ack_batch_linger,
+                enable_heartbeat=enable_heartbeat,
+                heartbeat_interval=heartbeat_interval,
+                heartbeat_max_extensions=heartbeat_max_extensions,
+                shutdown_timeout=shutdown_timeout,
+            ),
+            DeliveryOptions,
+        )
+        # 2.1.1's public attributes, checked in 2.1.1's order (after the heartbeat, before batching).
         self.max_number_of_messages = check_int(
             "MaxNumberOfMessages", max_number_of_messages, 1, MAX_NUMBER_OF_MESSAGES
         )
@@ -194,65 +185,56 @@ class SQSBroker(AsyncBroker):
             self.visibility_timeout = check_int(
                 "VisibilityTimeout", visibility_timeout, 0, MAX_VISIBILITY_TIMEOUT
             )
-        if enable_heartbeat and self.visibility_timeout is not None:
-            _validation.check_heartbeat_interval(heartbeat_interval, self.visibility_timeout, "the broker")
-        self._outbox_settings = OutboxSettings(
-            enable_batching=bool(enable_batching),
-            batch_size=check_int("BatchSize", batch_size, 1, 10),
-            batch_timeout=check_float_at_least("BatchTimeout", batch_timeout, 0.1),
-            skip_batch_tasks=frozenset(skip_batch_tasks or ()),
-            max_buffered_messages=int(
-                _validation.check_range_float("max_buffered_messages", max_buffered_messages, 1, 10_000_000)
-            ),
-            max_buffered_bytes=int(
-                _validation.check_range_float(
-                    "max_buffered_bytes", max_buffered_bytes, MAX_SQS_MESSAGE_SIZE, 2**40
-                )
-            ),
-            send_buffer_timeout=_validation.check_range_float(
-                "send_buffer_timeout", send_buffer_timeout, 0.0, 3600.0
-            ),
-        )
         self.max_delay_seconds = check_int("max_delay_seconds", max_delay_seconds, 0, MAX_DELAY_SECONDS)
-        self._inbox_settings = InboxSettings(
-            expose_metadata=expose_message_metadata,
-            delete_payloads=delete_payloads_after_ack,
-            redeliver_failed=redeliver_failed,
-            redelivery_delay=check_int("redelivery_delay", redelivery_delay, 0, MAX_VISIBILITY_TIMEOUT),
-            ack_linger=_validation.check_range_float("ack_batch_linger", ack_batch_linger, 0.0, 0.05),
-            heartbeat_max_extensions=extensions,
+        self.use_task_id_for_deduplication = check_bool(
+            "use_task_id_for_deduplication", use_task_id_for_deduplication
         )
-        self._shutdown_timeout = _validation.check_range_float(
-            "shutdown_timeout", shutdown_timeout, 0.1, 3600.0
+        self._is_fair_queue = check_bool("is_fair_queue", is_fair_queue)
+        self._create_queues = check_bool("create_queues", create_queues)
+        self._batching = _given(
+            "batching",
+            batching,
+            BatchingOptions,
+            dict(
+                enable_batching=enable_batching,
+                batch_size=batch_size,
+                batch_timeout=batch_timeout,
+                skip_batch_tasks=skip_batch_tasks or frozenset[str](),
+                max_buffered_messages=max_buffered_messages,
+                max_buffered_bytes=max_buffered_bytes,
+                send_buffer_timeout=send_buffer_timeout,
+                on_send_error=on_send_error,
+            ),
+            BatchingOptions,
         )
         try:
-            self._encryption = encryption_of(server_side_encryption, sse_kms_key_id)
-            self._payloads = PayloadStore(
-                self._get_s3,
-                s3_extended_bucket_name,
-                threshold=extended_payload_threshold,
-                payload_format=extended_payload_format,
-                trusted_buckets=trusted_payload_buckets or (),
-                encryption=self._encryption,
+            self._payload_options = _given(
+                "payloads",
+                payloads,
+                PayloadOptions,
+                dict(
+                    s3_extended_bucket_name=s3_extended_bucket_name,
+                    create_extended_bucket=create_extended_bucket,
+                    extended_payload_format=extended_payload_format,
+                    extended_payload_threshold=extended_payload_threshold,
+                    trusted_payload_buckets=trusted_payload_buckets or frozenset[str](),
+                    delete_payloads_after_ack=delete_payloads_after_ack,
+                    server_side_encryption=encryption_of(server_side_encryption, sse_kms_key_id),
+                ),
+                PayloadOptions,
             )
         except ConfigurationError as exc:
             raise BrokerConfigError(error=str(exc)) from None
-        self._on_send_error = on_send_error
+        self.s3_extended_bucket_name = self._payload_options.s3_extended_bucket_name
+        self._payloads = PayloadStore.from_options(self._get_s3, self._payload_options)
         # Task ids whose last run raised; consulted (and cleared) by their ack when redeliver_failed.
         self._failed_tasks = RecentSet()
-        if redeliver_failed:
+        if self._delivery.redeliver_failed:
             self.add_middlewares(FailureTracker(self._failed_tasks))
-
-        self.use_task_id_for_deduplication = use_task_id_for_deduplication
-        self.s3_extended_bucket_name = s3_extended_bucket_name
-        self._is_fair_queue = is_fair_queue
-        self._enable_heartbeat = enable_heartbeat
-        self._heartbeat_interval = heartbeat_interval
-        self._expose_message_metadata = expose_message_metadata
         self.formatter = self._wrap_formatter(self.formatter)
-        self._create_queues = create_queues
-        self._create_extended_bucket = create_extended_bucket
 
+        if self._delivery.enable_heartbeat and self.visibility_timeout is not None:
+            check_heartbeat_interval(self._delivery.heartbeat_interval, self.visibility_timeout, "the broker")
         default_queue = SQSQueue(
             name=sqs_queue_name,
             max_number_of_messages=self.max_number_of_messages,
@@ -277,12 +259,17 @@ class SQSBroker(AsyncBroker):
 
     # -- configuration --------------------------------------------------------------------------------
     def _check_queue(self, queue: SQSQueue) -> None:
-        _validation.check_queue(
-            queue,
-            delay_seconds=self.delay_seconds,
-            enable_heartbeat=self._enable_heartbeat,
-            heartbeat_interval=self._heartbeat_interval,
-        )
+        """A queue's settings against the broker's: checked when the queue is registered, not at send."""
+        if queue.is_fifo and self.delay_seconds > 0:
+            raise BrokerConfigError(
+                error=f"delay_seconds is {self.delay_seconds} but queue {queue.name!r} is FIFO, "
+                "which does not support per-message delays; use 0"
+            )
+        delivery = self._delivery
+        if delivery.enable_heartbeat and queue.visibility_timeout is not None:
+            check_heartbeat_interval(
+                delivery.heartbeat_interval, queue.visibility_timeout, f"queue {queue.name!r}"
+            )
 
     def _require_not_started(self, what: str) -> None:
         if self._started:
@@ -325,7 +312,7 @@ class SQSBroker(AsyncBroker):
         return super().with_formatter(self._wrap_formatter(formatter))
 
     def _wrap_formatter(self, formatter: TaskiqFormatter) -> TaskiqFormatter:
-        if self._expose_message_metadata and not isinstance(formatter, MetadataUnwrappingFormatter):
+        if self._delivery.expose_message_metadata and not isinstance(formatter, MetadataUnwrappingFormatter):
             return MetadataUnwrappingFormatter(formatter)
         return formatter
 
@@ -389,7 +376,7 @@ class SQSBroker(AsyncBroker):
             return
         try:
             sqs = await self._open_clients()
-            if self._create_extended_bucket:
+            if self._payload_options.create_extended_bucket:
                 with self.handle_exceptions():
                     await self._payloads.ensure_bucket()
             self._targets = await _queues.resolve_targets(
@@ -402,16 +389,15 @@ class SQSBroker(AsyncBroker):
                 sqs,
                 payloads=self._payloads,
                 check_task=self._check_task,
-                settings=self._inbox_settings,
+                settings=InboxSettings.from_options(self._delivery, self._payload_options),
                 failed_tasks=self._failed_tasks,
             )
             self._outbox = Outbox(
                 sqs,
                 self._targets,
                 self._default_queue.name,
-                settings=self._outbox_settings,
+                settings=self._batching,
                 build_entry=self.build_entry,
-                on_send_error=self._on_send_error,
             )
             self._started = True
             if isinstance(self.result_backend, S3Backend) and self._session is not None:
@@ -451,10 +437,10 @@ class SQSBroker(AsyncBroker):
         unsent = None
         try:
             if self._outbox is not None:
-                unsent = await self._outbox.aclose(self._shutdown_timeout)
+                unsent = await self._outbox.aclose(self._delivery.shutdown_timeout)
             draining, self._draining = self._draining, []
             for consumer in draining:
-                await consumer.drain(self._shutdown_timeout)
+                await consumer.drain(self._delivery.shutdown_timeout)
             if self._inbox is not None:
                 await self._inbox.aclose(_SHUTDOWN_RETURN_TIMEOUT)
         finally:
@@ -537,7 +523,7 @@ class SQSBroker(AsyncBroker):
         """
         sqs = self._require_sqs("listen")
         inbox = self.inbox
-        if self._enable_heartbeat:
+        if self._delivery.enable_heartbeat:
             await self._use_heartbeats(sqs, inbox)
         consumer = Consumer(sqs, list(self._targets.values()), inbox)
         consumer.start()
@@ -554,7 +540,7 @@ class SQSBroker(AsyncBroker):
         """Visibility timeout and interval per queue; fetched once, by consumers only."""
         missing = [t for t in self._targets.values() if not inbox.has_heartbeat(t.name)]
         timing = await _queues.heartbeat_timing(
-            sqs, missing, self._heartbeat_interval, self.handle_exceptions
+            sqs, missing, self._delivery.heartbeat_interval, self.handle_exceptions
         )
         for name, queue_timing in timing.items():
             inbox.use_heartbeat(name, queue_timing.visibility_timeout, queue_timing.interval)
@@ -567,3 +553,31 @@ class SQSBroker(AsyncBroker):
 
 class _StateError(BrokerConfigError, ValueError):
     """with_queues()/with_default_queue() after startup(); a ValueError as in 2.1.1."""
+
+
+_O = TypeVar("_O")
+
+
+def _given(
+    name: str, value: _O | None, kind: type[_O], arguments: dict[str, Any], build: Callable[..., _O]
+) -> _O:
+    """The options value passed as ``name``, or the one built from the flat arguments of its group.
+
+    Both at once would leave one of them silently ignored, so that is an error naming the arguments.
+    """
+    if value is None:
+        return build(**arguments)
+    if not isinstance(value, kind):
+        raise BrokerConfigError(error=f"'{name}' must be a {kind.__name__}, got {type(value).__name__}")
+    defaults = _FLAT_DEFAULTS
+    clashing = [k for k, v in arguments.items() if k in defaults and v != defaults[k] and v is not None]
+    if clashing:
+        raise BrokerConfigError(error=f"pass '{name}' or {', '.join(map(repr, clashing))}, not both")
+    return value
+
+
+_FLAT_DEFAULTS: dict[str, Any] = {
+    name: parameter.default
+    for name, parameter in inspect.signature(SQSBroker.__init__).parameters.items()
+    if parameter.default is not inspect.Parameter.empty
+}

@@ -7,15 +7,15 @@ because 2.1.1 validated with pydantic and users may pass values read from the en
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._validate import check_float_at_least, check_int
 from ..aws.sqs import MAX_DELAY_SECONDS, MAX_VISIBILITY_TIMEOUT, MAX_WAIT_TIME_SECONDS
-from ..exceptions import BrokerConfigError, BrokerFloatConfigError, BrokerInputConfigError
+from ..exceptions import BrokerConfigError
 
 __all__ = [
     "MAX_DELAY_SECONDS",
@@ -23,8 +23,6 @@ __all__ = [
     "MAX_VISIBILITY_TIMEOUT",
     "MAX_WAIT_TIME_SECONDS",
     "SQSQueue",
-    "check_float_at_least",
-    "check_int",
 ]
 
 MAX_NUMBER_OF_MESSAGES = 10
@@ -33,48 +31,6 @@ MAX_RECEIVE_COUNT = 1000
 _FIFO_SUFFIX = ".fifo"
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
-
-
-def _as_int(value: object) -> int | None:
-    """Lax integer parsing: ints, integral floats and numeric strings; never bools."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def check_int(
-    attribute: str,
-    value: object,
-    low: int,
-    high: int,
-    error: type[BrokerInputConfigError] = BrokerInputConfigError,
-) -> int:
-    """``value`` as an int in ``low..high``, or ``error`` naming the attribute, value and range."""
-    number = _as_int(value)
-    if number is None or not low <= number <= high:
-        raise error(attribute=attribute, min_number=low, max_number=high, value=value)
-    return number
-
-
-def check_float_at_least(attribute: str, value: object, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BrokerFloatConfigError(attribute=attribute, min_value=minimum, value=value)
-    try:
-        number = float(value)
-    except ValueError:
-        raise BrokerFloatConfigError(attribute=attribute, min_value=minimum, value=value) from None
-    if not math.isfinite(number) or number < minimum:
-        raise BrokerFloatConfigError(attribute=attribute, min_value=minimum, value=value)
-    return number
 
 
 def split_queue_url(url: str) -> str:

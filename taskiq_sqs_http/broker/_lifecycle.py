@@ -43,6 +43,7 @@ from ..aws._aio import bounded
 from ..aws.sqs import MAX_BATCH_ENTRIES
 from ..batching import DeleteBatcher, VisibilityBatcher
 from ..extended import PayloadStore, PayloadUnavailableError, PointerError, S3Pointer, decode_pointer
+from ..options import DeliveryOptions, PayloadOptions
 from ._config import MAX_VISIBILITY_TIMEOUT
 from ._envelope import (
     MalformedMessageError,
@@ -109,6 +110,17 @@ class InboxSettings:
     unavailable_backoff_base: float = 5.0
     # The same message's "left for redrive" line is logged at most once per this many seconds.
     poison_log_interval: float = 60.0
+
+    @classmethod
+    def from_options(cls, delivery: DeliveryOptions, payloads: PayloadOptions) -> InboxSettings:
+        return cls(
+            expose_metadata=delivery.expose_message_metadata,
+            delete_payloads=payloads.delete_payloads_after_ack,
+            redeliver_failed=delivery.redeliver_failed,
+            redelivery_delay=delivery.redelivery_delay,
+            ack_linger=delivery.ack_batch_linger,
+            heartbeat_max_extensions=delivery.heartbeat_max_extensions,
+        )
 
 
 def backoff_visibility(base: float, receive_count: int) -> int:

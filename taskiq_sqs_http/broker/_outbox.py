@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 from taskiq import BrokerMessage
@@ -25,28 +24,16 @@ from taskiq import BrokerMessage
 from ..aws import AWSError, ConfigurationError, SendMessageEntry, SQSClient
 from ..batching import SendBatcher, SendBatchError, SendBufferFullError, SendFailure
 from ..exceptions import BrokerNotStartedError, SendFailedError
+from ..options import BatchingOptions
 from . import _sending
 from ._errors import broker_error
 from ._queues import Target
 
-__all__ = ["Outbox", "OutboxSettings"]
+__all__ = ["Outbox"]
 
 logger = logging.getLogger("taskiq_sqs_http.broker")
 
 BuildEntry = Callable[[BrokerMessage, Target], Awaitable[SendMessageEntry]]
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxSettings:
-    """What the broker's options say about sending."""
-
-    enable_batching: bool = False
-    batch_size: int = 10
-    batch_timeout: float = 1.0
-    skip_batch_tasks: frozenset[str] = frozenset()
-    max_buffered_messages: int = 10_000
-    max_buffered_bytes: int = 64 * 1024 * 1024
-    send_buffer_timeout: float = 30.0
 
 
 class Outbox:
@@ -58,16 +45,15 @@ class Outbox:
         targets: Mapping[str, Target],
         default_queue: str,
         *,
-        settings: OutboxSettings,
+        settings: BatchingOptions,
         build_entry: BuildEntry,
-        on_send_error: Callable[[SendFailure], object] | None = None,
     ) -> None:
         self._sqs = sqs
         self._targets = targets
         self._default_queue = default_queue
         self._settings = settings
         self._build_entry = build_entry
-        self._on_send_error = on_send_error
+        self._on_send_error = settings.on_send_error
         self._batcher: SendBatcher | None = None
         # Queues whose messages may wait in the batcher: the broker's setting, or the queue's own.
         self._batched = {

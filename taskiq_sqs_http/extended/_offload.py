@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
+from typing import Protocol
 
 from ..aws import (
     AWSError,
@@ -45,6 +46,21 @@ class PayloadUnavailableError(AWSError):
 S3Source = S3Client | Callable[[], Awaitable[S3Client]] | None
 
 
+class PayloadOptionsLike(Protocol):
+    """What the store reads from the taskiq layer's `PayloadOptions` (this layer never imports it)."""
+
+    @property
+    def s3_extended_bucket_name(self) -> str | None: ...
+    @property
+    def extended_payload_threshold(self) -> int: ...
+    @property
+    def extended_payload_format(self) -> str: ...
+    @property
+    def trusted_payload_buckets(self) -> Iterable[str]: ...
+    @property
+    def server_side_encryption(self) -> ServerSideEncryption | None: ...
+
+
 class PayloadStore:
     """``s3`` may be a client or a coroutine function returning one, so the client is opened on first use."""
 
@@ -73,6 +89,17 @@ class PayloadStore:
         self.threshold = threshold
         self.trusted: frozenset[str] = frozenset([*trusted_buckets, *([bucket] if bucket else [])])
         self._encryption = encryption
+
+    @classmethod
+    def from_options(cls, s3: S3Source, options: PayloadOptionsLike) -> PayloadStore:
+        return cls(
+            s3,
+            options.s3_extended_bucket_name,
+            threshold=options.extended_payload_threshold,
+            payload_format=options.extended_payload_format,
+            trusted_buckets=options.trusted_payload_buckets,
+            encryption=options.server_side_encryption,
+        )
 
     def needs_offload(self, entry: SendMessageEntry) -> bool:
         """At or above the threshold, as taskiq-aio-sqs decides (but counting bytes, not characters)."""

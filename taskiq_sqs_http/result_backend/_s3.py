@@ -23,6 +23,7 @@ from taskiq.depends.progress_tracker import TaskProgress  # pyright: ignore[repo
 from taskiq.result import TaskiqResult
 from taskiq.serializers import ORJSONSerializer
 
+from .._validate import check_bool
 from ..aws import (
     AWSError,
     ConfigurationError,
@@ -51,12 +52,6 @@ RESULT_RETRY_POLICY = RetryPolicy(max_attempts=5, base_delay=0.25, max_delay=4.0
 """A result that cannot be saved is lost (taskiq acks the message anyway), so results get five attempts,
 with waits of up to 0.25, 0.5, 1 and 2 s (full jitter; 1, 2, 4 and 4 s when S3 throttles) that outlast a
 brief S3 brownout."""
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise BrokerConfigError(error=f"{name} must be True or False, got {value!r}")
-    return value
 
 
 class S3Backend(AsyncResultBackend[_ReturnType]):
@@ -102,8 +97,8 @@ class S3Backend(AsyncResultBackend[_ReturnType]):
             raise BrokerConfigError(error=str(exc)) from None
         self._bucket_name = bucket_name
         self._serializer = serializer or ORJSONSerializer()
-        self.keep_results = _check_bool("keep_results", keep_results)
-        self._create_bucket = _check_bool("create_bucket", create_bucket)
+        self.keep_results = check_bool("keep_results", keep_results)
+        self._create_bucket = check_bool("create_bucket", create_bucket)
         flat = (endpoint_url, region_name, aws_access_key_id, aws_secret_access_key, aws_session_token)
         flat_objects = (credentials, http_client, retry_policy, timeouts)
         if client_options is not None and (any(flat) or any(o is not None for o in flat_objects)):

@@ -203,7 +203,10 @@ PINNED: dict[str, list[str]] = {
         "encode_pointer",
     ],
     "taskiq_sqs_http.options": [
+        "BatchingOptions",
         "ClientOptions",
+        "DeliveryOptions",
+        "PayloadOptions",
         "encryption_of",
     ],
     "taskiq_sqs_http.result_backend": [

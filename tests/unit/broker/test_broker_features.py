@@ -20,11 +20,12 @@ from taskiq_sqs_http.aws.sqs import (
 )
 from taskiq_sqs_http.broker._envelope import EXPIRY_ATTRIBUTE
 from taskiq_sqs_http.broker._lifecycle import Inbox, InboxSettings, TaskCheck
-from taskiq_sqs_http.broker._outbox import Outbox, OutboxSettings
+from taskiq_sqs_http.broker._outbox import Outbox
 from taskiq_sqs_http.broker._queues import Target, create_queue
 from taskiq_sqs_http.broker._sending import build_entry
 from taskiq_sqs_http.exceptions import IntTaskLabelConfigError, StrTaskLabelConfigError
 from taskiq_sqs_http.extended import PayloadStore
+from taskiq_sqs_http.options import BatchingOptions
 
 FIFO = SQSQueue(name="jobs.fifo")
 STANDARD = SQSQueue(name="jobs")
@@ -161,7 +162,7 @@ async def test_batching_can_be_switched_on_for_one_queue() -> None:
         sqs,  # type: ignore[arg-type]
         targets,
         "plain",
-        settings=OutboxSettings(enable_batching=False),
+        settings=BatchingOptions(enable_batching=False),
         build_entry=entry,
     )
     await outbox.send(message())
