@@ -12,6 +12,9 @@ per-request timeouts, and aiohttp's errors onto httpx's, so the layer above maps
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import weakref
 
 import aiohttp
 import httpx
@@ -70,11 +73,22 @@ def _payload(content: bytes) -> bytes | _Body | None:
     return _Body(content) if len(content) >= _ZERO_COPY_FROM else content
 
 
+# Transports still open at interpreter exit are closed quietly first (see `close_quietly`).
+_OPEN: weakref.WeakSet[AiohttpTransport] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_transports() -> None:
+    for transport in list(_OPEN):
+        transport.close_quietly()
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, verify: bool = True, max_connections: int = 64) -> None:
         self._verify = verify
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        _OPEN.add(self)
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -150,3 +164,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    def __del__(self) -> None:
+        self.close_quietly()
+
+    def close_quietly(self) -> None:
+        """Close the sockets without awaiting: a script that ends without closing its broker or client must
+        not bury its own output under aiohttp's "Unclosed client session" and "Unclosed connector" noise."""
+        session, self._session = self._session, None
+        if session is None or session.closed:
+            return
+        connector = session.connector
+        if connector is not None:
+            with contextlib.suppress(Exception):
+                connector._close()  # pyright: ignore[reportPrivateUsage]
+        session._connector = None  # pyright: ignore[reportPrivateUsage]
