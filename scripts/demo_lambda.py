@@ -267,7 +267,10 @@ async def demo(endpoint: str, prefix: str) -> int:
             await app.broker.startup()
             try:
                 sent = await send_tasks(app)
-                print(f"Sent {len(sent)} tasks; Lambda runs them as the mapping delivers batches")
+                print(
+                    f"Sent {len(sent)} tasks; Lambda runs them as the mapping delivers batches "
+                    "(the first ones wait for the function's cold start)"
+                )
                 await collect(sent)
                 print()
                 table(sent)

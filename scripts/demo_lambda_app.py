@@ -15,7 +15,8 @@ import time
 from taskiq_sqs_http import S3Backend, SQSBroker, SQSQueue
 from taskiq_sqs_http.serverless import lambda_handler
 
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # in the function (the demo imports this module too)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 QUEUE = os.environ.get("DEMO_QUEUE", "demo-lambda-tasks")
 FIFO_QUEUE = os.environ.get("DEMO_FIFO_QUEUE", "demo-lambda-tasks.fifo")
