@@ -14,7 +14,8 @@ SCRIPT = textwrap.dedent(
     async def serve(reader, writer):
         await reader.readuntil(b"\\r\\n\\r\\n")
         body = b'{"QueueUrl":"http://x/1/q"}'
-        head = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/x-amz-json-1.0\\r\\nContent-Length: %d\\r\\n\\r\\n"
+        head = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/x-amz-json-1.0\\r\\n"
+        head += b"Content-Length: %d\\r\\n\\r\\n"
         writer.write(head % len(body) + body)
         await writer.drain()
 
