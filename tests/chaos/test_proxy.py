@@ -8,12 +8,12 @@ import pytest
 
 from taskiq_sqs_http.aws import (
     HTTPSession,
+    RequestTimeoutError,
     RetryPolicy,
     S3Client,
     SendMessageEntry,
     ServiceError,
     SQSClient,
-    TimeoutError,
     Timeouts,
     TransportError,
 )
@@ -125,7 +125,7 @@ async def test_delay_outlasts_the_read_timeout(proxy: FaultProxy, fake_keys: Non
     ) as sqs:
         name = unique("delay")
         await sqs.create_queue(name)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(RequestTimeoutError):
             await sqs.get_queue_url(name)
         # The next request gets a fresh connection and goes through.
         await sqs.get_queue_url(name)
