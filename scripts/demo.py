@@ -149,8 +149,7 @@ async def demo(endpoint: str, cleanup: contextlib.ExitStack) -> int:
     import demo_tasks as app  # not before: it reads DEMO_PREFIX
 
     ok = False
-    http = HTTPSession()
-    async with SQSClient(session=http) as sqs, S3Client(session=http) as s3:
+    async with HTTPSession() as http, SQSClient(session=http) as sqs, S3Client(session=http) as s3:
         await s3.create_bucket(app.BUCKET)
         # The broker creates its queues (create_queues=True) before the worker starts: the two never
         # race to create them.

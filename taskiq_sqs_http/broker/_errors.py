@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from ..aws import ConfigurationError, CredentialsError, QueueDoesNotExistError, ServiceError
+from ..aws import (
+    ConfigurationError,
+    CredentialsError,
+    CredentialsRejectedError,
+    QueueDoesNotExistError,
+    ServiceError,
+)
 from ..exceptions import BrokerConfigError, QueueNotFoundError, SQSBrokerError
 
 __all__ = ["CONFIG_CODES", "broker_error"]
@@ -30,6 +36,9 @@ def broker_error(exc: BaseException, queue_name: str | None = None) -> SQSBroker
     """The taskiq-layer error for a client-layer failure (the caller raises it ``from exc``)."""
     if isinstance(exc, QueueDoesNotExistError):
         return QueueNotFoundError(queue_name=queue_name or "?")
+    if isinstance(exc, CredentialsRejectedError):
+        # Wrong, expired or mistyped keys: a configuration problem, not a permission or a transient one.
+        return BrokerConfigError(error=str(exc))
     if isinstance(exc, ServiceError):
         codes = {exc.code, exc.query_error_code}
         if any(code in CONFIG_CODES or (code or "").endswith("InvalidParameterValue") for code in codes):

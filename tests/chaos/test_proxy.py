@@ -119,10 +119,12 @@ async def test_drop_before_is_not_applied_and_drop_after_is(proxy: FaultProxy, s
 
 async def test_delay_outlasts_the_read_timeout(proxy: FaultProxy, fake_keys: None) -> None:
     proxy.set_plan(FaultPlan(delay_seconds=1.5, scripted={"GetQueueUrl": ("delay",)}))
-    session = HTTPSession(timeouts=Timeouts(read=0.5))
-    async with SQSClient(
-        endpoint_url=proxy.url, session=session, retry_policy=RetryPolicy.testing(max_attempts=1)
-    ) as sqs:
+    async with (
+        HTTPSession(timeouts=Timeouts(read=0.5)) as session,
+        SQSClient(
+            endpoint_url=proxy.url, session=session, retry_policy=RetryPolicy.testing(max_attempts=1)
+        ) as sqs,
+    ):
         name = unique("delay")
         await sqs.create_queue(name)
         with pytest.raises(RequestTimeoutError):

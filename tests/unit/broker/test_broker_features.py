@@ -203,3 +203,29 @@ def test_per_queue_batch_settings_are_checked() -> None:
         SQSQueue(name="q", batch_size=11)
     with pytest.raises(BrokerConfigError, match="batch_timeout"):
         SQSQueue(name="q", batch_timeout=0.01)
+
+
+async def test_rejected_credentials_are_a_configuration_error_that_says_so() -> None:
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            400,
+            json={"__type": "com.amazon.coral.service#InvalidClientTokenId", "message": "The token is invalid"},
+            headers={"x-amzn-query-error": "InvalidClientTokenId;Sender"},
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        broker = SQSBroker(
+            "tasks",
+            endpoint_url="http://sqs.test",
+            region_name="us-east-1",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="wrong-secret-value",
+            http_client=client,
+        )
+        with pytest.raises(BrokerConfigError) as caught:
+            await broker.startup()
+    text = str(caught.value)
+    assert "InvalidClientTokenId" in text and "credential" in text.lower()
+    assert "wrong-secret-value" not in text
