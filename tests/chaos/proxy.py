@@ -14,6 +14,8 @@ whether it gets a fault:
 ``delay``        forward, then answer only after ``delay_seconds`` (past the client's read timeout)
 ``fail_entries`` batch calls: remove ``failed_entries`` entries before forwarding and report them as
                  ``Failed`` (SenderFault false), so they truly were not applied
+``overlimit``    answer 403 OverLimit without forwarding (SQS's in-flight quota on a standard queue);
+                 only when named in ``kinds`` or ``scripted``, never part of the default mix
 ===============  ========================================================================================
 
 and two run-wide conditions, counted as faults when they reject a request:
@@ -24,6 +26,10 @@ and two run-wide conditions, counted as faults when they reject a request:
   with any other is refused with ``ExpiredToken`` (``expired``);
 
 and one outage: while the upstream refuses connections, the client's connection is closed (``upstream_down``).
+
+It also serves as the benchmark's request counter (``scripts/bench.py``): every request is recorded with
+its ``time.monotonic()`` (``events``, ``counts(since, until)``), and client connections are counted
+(``open_connections``, ``peak_connections``, ``connections_opened``), so one proxy parses HTTP for both.
 
 Everything is bounded: each read has a timeout, bodies have a size cap, a connection serves a bounded
 number of requests, delays are capped, and ``stop()`` closes every connection.
@@ -40,7 +46,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -51,6 +57,8 @@ import orjson
 __all__ = ["FAULT_KINDS", "FaultPlan", "FaultProxy", "running_proxy"]
 
 FAULT_KINDS = ("500", "503", "throttle", "drop_before", "drop_after", "delay", "fail_entries")
+# Kinds that are only injected when asked for by name (not part of the default random mix).
+OPT_IN_FAULT_KINDS = ("overlimit",)
 BATCH_OPERATIONS = frozenset({"SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"})
 MAX_HEAD = 64 * 1024
 MAX_BODY = 8 * 1024 * 1024
@@ -81,7 +89,7 @@ class FaultPlan:
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"rate must be in 0..1, got {self.rate}")
-        unknown = set(self.kinds).union(*self.scripted.values()) - set(FAULT_KINDS)
+        unknown = set(self.kinds).union(*self.scripted.values()) - set(FAULT_KINDS + OPT_IN_FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
         if not 0.0 <= self.delay_seconds <= MAX_DELAY_SECONDS:
@@ -257,6 +265,10 @@ class FaultProxy:
         self.requests: Counter[str] = Counter()
         self.faults: Counter[tuple[str, str]] = Counter()
         self.statuses: Counter[int] = Counter()
+        self.events: list[tuple[float, str]] = []  # (time.monotonic() at the request head, operation)
+        self.open_connections = 0
+        self.peak_connections = 0
+        self.connections_opened = 0
         self._rng = random.Random(self.plan.seed)
         self._scripted: dict[str, list[str]] = {}
         self._server: asyncio.base_events.Server | None = None
@@ -303,11 +315,21 @@ class FaultProxy:
     def total_faults(self) -> int:
         return sum(self.faults.values())
 
+    def counts(self, since: float = 0.0, until: float = float("inf")) -> Counter[str]:
+        """Requests by operation whose head arrived in ``[since, until)`` (``time.monotonic()``, which is
+        CLOCK_MONOTONIC and so comparable with other processes' readings on the same host)."""
+        with self._lock:
+            events = list(self.events)
+        return Counter(op for at, op in events if since <= at < until)
+
     def reset_counters(self) -> None:
         with self._lock:
             self.requests.clear()
             self.faults.clear()
             self.statuses.clear()
+            self.events.clear()
+            self.peak_connections = self.open_connections
+            self.connections_opened = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -395,11 +417,16 @@ class FaultProxy:
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
+        with self._lock:
+            self.open_connections += 1
+            self.connections_opened += 1
+            self.peak_connections = max(self.peak_connections, self.open_connections)
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             for _ in range(MAX_REQUESTS_PER_CONNECTION):
                 try:
                     request_line, headers = await _read_head(reader, IDLE_TIMEOUT)
+                    arrived = time.monotonic()
                 except (_Closed, asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError):
                     return
                 method, target, version = request_line.split(" ", 2)
@@ -409,6 +436,7 @@ class FaultProxy:
                 operation = operation_of(method, target, hmap)
                 with self._lock:
                     self.requests[operation] += 1
+                    self.events.append((arrived, operation))
                 refusal = self._refusal(operation, hmap)
                 if refusal is not None:
                     writer.write(refusal.encode())
@@ -428,6 +456,10 @@ class FaultProxy:
                         response = _error_response(operation, 503, "SlowDown", "Reduce your request rate.")
                     else:
                         response = _error_response(operation, 400, "ThrottlingException", "Rate exceeded")
+                elif kind == "overlimit":
+                    response = _error_response(
+                        operation, 403, "OverLimit", "Too many messages in flight (injected by the proxy)"
+                    )
                 elif kind == "drop_before":
                     writer.transport.abort()
                     return
@@ -467,6 +499,8 @@ class FaultProxy:
         except asyncio.CancelledError:
             return  # only stop() cancels: end quietly (asyncio's stream callback would log the cancel)
         finally:
+            with self._lock:
+                self.open_connections -= 1
             self._writers.discard(writer)
             self._tasks.discard(task)
             writer.transport.abort()
@@ -530,7 +564,7 @@ class FaultProxy:
 
 
 @contextlib.contextmanager
-def running_proxy(upstream: str, plan: FaultPlan | None = None) -> Iterator[FaultProxy]:
+def running_proxy(upstream: str, plan: FaultPlan | None = None) -> Generator[FaultProxy, None, None]:
     """A `FaultProxy` serving from its own thread and event loop, so a busy test loop never stalls it."""
     proxy = FaultProxy(upstream, plan)
     loop = asyncio.new_event_loop()
