@@ -33,6 +33,9 @@ JSON = dict[str, Any]
 _FORBIDDEN_BYTES = tuple(bytes((b,)) for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
 # Below this size one byte-by-byte pass (translate) beats 29 separate searches' fixed costs.
 _SEARCH_ABOVE = 4096
+# The searches run chunk by chunk so that 29 passes read the cache, not memory 29 times: for a 32 MiB
+# body this is 26 ms instead of 185 (translate: 23), and at 256 KiB no slower than whole-body searches.
+_SEARCH_CHUNK = 64 * 1024
 _ALLOWED_BYTES = bytes(b for b in range(0x100) if bytes((b,)) not in _FORBIDDEN_BYTES)
 
 
@@ -40,7 +43,7 @@ def sqs_text(payload: bytes) -> str | None:
     """``payload`` as an SQS message body, or None when it is not UTF-8 text that SQS accepts.
 
     This runs on every message, so it makes one decoding pass and no copy: each forbidden control byte
-    is looked for with ``in`` (memchr), and the 29 searches together cost about a tenth of the regex
+    is looked for with ``find`` (memchr), and the 29 searches together cost about a tenth of the regex
     over the decoded text that this replaced (the largest per-byte cost of a send, issue 13). Strict
     UTF-8 decoding already rejects surrogates, which leaves only U+FFFE and U+FFFF, and those only in
     non-ASCII text (``str.isascii`` is O(1) in CPython).
@@ -49,10 +52,14 @@ def sqs_text(payload: bytes) -> str | None:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if len(payload) > _SEARCH_ABOVE:
-        for byte in _FORBIDDEN_BYTES:
-            if byte in payload:
-                return None
+    size = len(payload)
+    if size > _SEARCH_ABOVE:
+        find = payload.find
+        for start in range(0, size, _SEARCH_CHUNK):
+            end = start + _SEARCH_CHUNK
+            for byte in _FORBIDDEN_BYTES:
+                if find(byte, start, end) >= 0:
+                    return None
     elif payload.translate(None, _ALLOWED_BYTES):
         return None
     if not text.isascii() and ("\ufffe" in text or "\uffff" in text):
