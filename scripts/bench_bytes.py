@@ -12,8 +12,10 @@ Levels:
   kiq     ``task.kiq(payload)`` on an unbatched broker (taskiq formatter + broker + client), the default
   client  ``SQSClient.send_message`` against aiobotocore's ``send_message`` with the same body
 
+``--endpoint-url`` (MiniStack, say) replaces the stub: the queue is created there and purged after each run.
+
     python scripts/bench_bytes.py [--sizes 1,16,64,256] [--repeats 5] [--requests 300] [--level kiq]
-        [--json out.json] [--markdown out.md]
+        [--endpoint-url URL] [--json out.json] [--markdown out.md]
 
 Exit status 0 even when a target is missed (the table says so); 2 when the 2.1.1 venv is missing.
 """
@@ -152,7 +154,7 @@ async def _kiq(lib: str, endpoint: str, sizes: list[int], requests: int) -> dict
         await broker.shutdown()
 
 
-async def _client_ours(endpoint: str, sizes: list[int], requests: int) -> dict[str, float]:
+async def _client_ours(endpoint: str, queue_url: str, sizes: list[int], requests: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from taskiq_sqs_http.aws import Credentials, SQSClient
 
@@ -163,13 +165,13 @@ async def _client_ours(endpoint: str, sizes: list[int], requests: int) -> dict[s
             text = payload_text(kb)
 
             async def call(text: str = text) -> None:
-                await sqs.send_message(endpoint + QUEUE_PATH, text)
+                await sqs.send_message(queue_url, text)
 
             out[str(kb)] = await _timed(call, requests)
         return out
 
 
-async def _client_theirs(endpoint: str, sizes: list[int], requests: int) -> dict[str, float]:
+async def _client_theirs(endpoint: str, queue_url: str, sizes: list[int], requests: int) -> dict[str, float]:
     from aiobotocore.session import get_session  # pyright: ignore[reportMissingImports]
 
     kwargs: dict[str, Any] = {
@@ -184,7 +186,7 @@ async def _client_theirs(endpoint: str, sizes: list[int], requests: int) -> dict
             text = payload_text(kb)
 
             async def call(text: str = text) -> None:
-                await sqs.send_message(QueueUrl=endpoint + QUEUE_PATH, MessageBody=text)
+                await sqs.send_message(QueueUrl=queue_url, MessageBody=text)
 
             out[str(kb)] = await _timed(call, requests)
         return out
@@ -196,16 +198,31 @@ def _worker(args: argparse.Namespace) -> None:
         lib = "taskiq_sqs_http" if args.impl == "ours" else "taskiq_aio_sqs"
         result = asyncio.run(_kiq(lib, args.endpoint, sizes, args.requests))
     elif args.impl == "ours":
-        result = asyncio.run(_client_ours(args.endpoint, sizes, args.requests))
+        result = asyncio.run(_client_ours(args.endpoint, args.queue_url, sizes, args.requests))
     else:
-        result = asyncio.run(_client_theirs(args.endpoint, sizes, args.requests))
+        result = asyncio.run(_client_theirs(args.endpoint, args.queue_url, sizes, args.requests))
     print(json.dumps(result))
 
 
 # -- orchestration ------------------------------------------------------------------------------------
-def _measure(impl: str, endpoint: str, args: argparse.Namespace) -> dict[str, float]:
+async def _queue(endpoint: str, action: str) -> str:
+    """Create, purge or delete the benchmark queue on a real endpoint; returns its URL."""
+    sys.path.insert(0, str(ROOT))
+    from taskiq_sqs_http.aws import Credentials, SQSClient
+
+    creds = Credentials("test", "test")
+    async with SQSClient(endpoint_url=endpoint, region_name="us-east-1", credentials=creds) as sqs:
+        url = await sqs.create_queue(QUEUE_NAME)
+        if action == "purge":
+            await sqs.purge_queue(url)
+        elif action == "delete":
+            await sqs.delete_queue(url)
+        return url
+
+
+def _measure(impl: str, endpoint: str, queue_url: str, args: argparse.Namespace) -> dict[str, float]:
     python = sys.executable if impl == "ours" else THEIRS_PYTHON
-    command = [python, __file__, "--worker", "--impl", impl, "--endpoint", endpoint]
+    command = [python, __file__, "--worker", "--impl", impl, "--endpoint", endpoint, "--queue-url", queue_url]
     command += ["--sizes", args.sizes, "--requests", str(args.requests), "--level", args.level]
     out = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, cwd=ROOT)
     if out.returncode != 0:
@@ -252,6 +269,8 @@ def main() -> int:
     parser.add_argument("--stub", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--queue-url", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint-url", default="", help="an SQS endpoint to use instead of the stub")
     parser.add_argument("--sizes", default="1,16,64,256", help="payload sizes in KB, comma-separated")
     parser.add_argument("--requests", type=int, default=300, help="sends per size per run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per library (median taken)")
@@ -268,31 +287,43 @@ def main() -> int:
     if not Path(THEIRS_PYTHON).exists():
         print(f"taskiq-aio-sqs python not found at {THEIRS_PYTHON}; run `make aiosqs`", file=sys.stderr)
         return 2
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    stub = subprocess.Popen(
-        [sys.executable, __file__, "--stub", str(port)], stdout=subprocess.PIPE, text=True
-    )
-    try:
+    stub: subprocess.Popen[str] | None = None
+    if args.endpoint_url:
+        endpoint = args.endpoint_url.rstrip("/")
+        queue_url = asyncio.run(_queue(endpoint, "create"))
+    else:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        stub = subprocess.Popen(
+            [sys.executable, __file__, "--stub", str(port)], stdout=subprocess.PIPE, text=True
+        )
         assert stub.stdout is not None
         stub.stdout.readline()
         endpoint = f"http://127.0.0.1:{port}"
+        queue_url = endpoint + QUEUE_PATH
+    try:
         runs: dict[str, list[dict[str, float]]] = {"ours": [], "theirs": []}
         for repeat in range(args.repeats):  # interleaved, so drift hits both sides alike
             for impl in ("ours", "theirs"):
-                runs[impl].append(_measure(impl, endpoint, args))
+                runs[impl].append(_measure(impl, endpoint, queue_url, args))
+                if stub is None:
+                    asyncio.run(_queue(endpoint, "purge"))
             print(f"run {repeat + 1}/{args.repeats}: ours {runs['ours'][-1]} theirs {runs['theirs'][-1]}")
     finally:
-        stub.terminate()
-        stub.wait(timeout=10)
+        if stub is not None:
+            stub.terminate()
+            stub.wait(timeout=10)
+        else:
+            asyncio.run(_queue(endpoint, "delete"))
     sizes = [int(s) for s in args.sizes.split(",")]
     medians = {
         impl: {kb: statistics.median(r[str(kb)] for r in impl_runs) for kb in sizes}
         for impl, impl_runs in runs.items()
     }
     meta = (
-        f"level {args.level}, local stub, medians of {args.repeats} runs x {args.requests} sends "
+        f"level {args.level}, {'endpoint ' + endpoint if stub is None else 'local stub'}, "
+        f"medians of {args.repeats} runs x {args.requests} sends "
         f"(process_time, user+system)"
     )
     table = report(sizes, medians["ours"], medians["theirs"], meta)
