@@ -212,6 +212,7 @@ def build_zip(impl: Impl, work: Path, compile_pyc: bool, strip: bool) -> None:
         include_package=impl.include_package,
         compile_pyc=compile_pyc,
         strip=strip,
+        install_cache=work / "pip-cache",
     )
     impl.zip_path, impl.zipped, impl.unzipped, impl.files = (
         built.path,
@@ -370,6 +371,7 @@ def report(ours: Impl, theirs: Impl, args: argparse.Namespace) -> str:
         "kept loop), see `THEIRS_APP` in scripts/bench_lambda.py. Lambda's own runtime start is the same "
         "for both and is not measured.",
         "",
+        "",
     ]
     return "\n".join(lines)
 
@@ -391,6 +393,7 @@ def size_variants(ours: Impl, theirs: Impl, work: Path) -> list[tuple[str, int, 
                 include_package=impl.include_package,
                 compile_pyc=compile_pyc,
                 strip=strip,
+                install_cache=work / "pip-cache",
             )
             sizes.append(built.zipped)
         label = f"bytecode {'yes' if compile_pyc else 'no'}, stripped {'yes' if strip else 'no'}"

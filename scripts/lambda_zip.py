@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import hashlib
 import importlib.metadata
+import json
 import os
 import py_compile
 import re
@@ -199,14 +201,30 @@ def build(
     include_package: bool = True,
     compile_pyc: bool = True,
     strip: bool = True,
+    install_cache: Path | None = None,
 ) -> Built:
-    """Build one zip; the public entry point for scripts and tests."""
+    """Build one zip; the public entry point for scripts and tests.
+
+    ``install_cache``: a folder that keeps each (requirements, arch, Python) installation, so builds that
+    differ only in the app or the recipe (the benchmark's variants) run pip once.
+    """
     reqs = list(requirements) if requirements is not None else runtime_requirements()
     with tempfile.TemporaryDirectory(prefix="lambda-zip-") as tmp:
         target = Path(tmp) / "package"
-        target.mkdir()
-        if reqs:
-            pip_install(reqs, target, arch, python_version)
+        if reqs and install_cache is not None:
+            key = hashlib.sha256(json.dumps([sorted(reqs), arch, python_version]).encode()).hexdigest()[:16]
+            cached = install_cache / key
+            if not cached.is_dir():
+                staging = install_cache / f"{key}.tmp"
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir(parents=True)
+                pip_install(reqs, staging, arch, python_version)
+                staging.rename(cached)
+            shutil.copytree(cached, target, symlinks=True)
+        else:
+            target.mkdir()
+            if reqs:
+                pip_install(reqs, target, arch, python_version)
         if include_package:
             copy_tree(ROOT / PACKAGE, target / PACKAGE)
         if app is not None:
