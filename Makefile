@@ -45,8 +45,9 @@ format: install ## Apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff check --fix taskiq_sqs_http tests scripts
 	$(VENV)/bin/ruff format taskiq_sqs_http tests scripts
 
-typecheck: install ## pyright in strict mode on the package
+typecheck: install ## pyright: strict on the package, basic on tests/ and scripts/ (tests/pyrightconfig.json)
 	$(VENV)/bin/pyright taskiq_sqs_http
+	$(VENV)/bin/pyright -p tests/pyrightconfig.json
 
 check: lint typecheck ## Lint, format check and strict type check
 
@@ -55,7 +56,8 @@ test: install ministack aiosqs ## Run every test (unit + integration on a privat
 		$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- \
 		$(PY) -m pytest --cov=taskiq_sqs_http --cov-report=term-missing:skip-covered \
 		--cov-report=xml:coverage.xml $(PYTEST_ARGS)
-	$(VENV)/bin/coverage report --include='taskiq_sqs_http/aws/*' --fail-under=90
+	@# Floor for the whole package: 91.2 % measured on 2026-11-30 (unit + integration), minus 2 points.
+	$(VENV)/bin/coverage report --format=total --fail-under=89
 	$(PY) scripts/coverage_badge.py coverage.xml docs/coverage.svg
 
 test-unit: install ## Unit tests only (no emulator)
