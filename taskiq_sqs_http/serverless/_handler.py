@@ -134,8 +134,8 @@ class LambdaHandler:
             failed = await self._run(records, deadline)
         except BaseException as exc:
             logger.error(
-                "The invocation failed as a whole (%s: %s): all %d records of the batch come back after the "
-                "queue's visibility timeout",
+                "The invocation failed as a whole (%s: %s): the records of this batch (%d) not deleted yet "
+                "come back after the queue's visibility timeout",
                 type(exc).__name__,
                 exc,
                 len(records),
@@ -144,10 +144,10 @@ class LambdaHandler:
         ids = list(dict.fromkeys(r.message_id for r in records if r.message_id in failed))
         if ids and len(ids) == len({r.message_id for r in records}):
             logger.warning(
-                "All %d records of this batch failed. They come back after the queue's visibility timeout, "
-                "and move to the dead-letter queue after maxReceiveCount receives. The event source mapping "
-                "must have FunctionResponseTypes=['ReportBatchItemFailures']: without it Lambda deletes "
-                "records this function reported as failed.",
+                "All %d records of this batch failed. SQS delivers them again, and moves them to the "
+                "dead-letter queue after maxReceiveCount receives. The event source mapping must have "
+                "FunctionResponseTypes=['ReportBatchItemFailures']: without it Lambda deletes records this "
+                "function reported as failed.",
                 len(records),
             )
         if ids and self.on_failure == "raise":

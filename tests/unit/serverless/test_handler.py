@@ -18,7 +18,7 @@ import pytest
 from taskiq import TaskiqEvents, TaskiqMessage, TaskiqMiddleware
 from taskiq.brokers.inmemory_broker import InmemoryResultBackend
 
-from taskiq_sqs_http import SQSBroker, SQSQueue
+from taskiq_sqs_http import QueueNotFoundError, SQSBroker, SQSQueue
 from taskiq_sqs_http.serverless import (
     BatchItemFailuresError,
     LambdaEventError,
@@ -26,7 +26,7 @@ from taskiq_sqs_http.serverless import (
     lambda_handler,
 )
 
-from ..broker.fakes import FakeAWS
+from ..broker.fakes import FakeAWS, sqs_error
 from .support import (
     Context,
     binary_attribute,
@@ -585,3 +585,28 @@ def test_ack_type_when_executed_is_accepted(aws: FakeAWS, make_handler: MakeHand
 
     handler = make_handler(broker, ack_type="when_executed")
     assert failures(handler(event(record(task_body("ok"))), Context())) == []
+
+
+def test_a_broker_that_cannot_start_fails_the_invocation_and_the_next_one_retries(
+    aws: FakeAWS, make_handler: MakeHandler, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = make_broker(aws)
+
+    @broker.task(task_name="ok")
+    async def ok() -> None:
+        return None
+
+    working = aws.responders["GetQueueUrl"]
+    aws.responders["GetQueueUrl"] = lambda p: sqs_error(
+        "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"
+    )
+    handler = make_handler(broker)
+    rec = record(task_body("ok"))
+    with caplog.at_level(logging.ERROR), pytest.raises(QueueNotFoundError):
+        handler(event(rec), Context())
+    assert "failed as a whole" in caplog.text
+    assert deleted_handles(aws) == []
+
+    aws.responders["GetQueueUrl"] = working
+    assert failures(handler(event(rec), Context())) == []
+    assert deleted_handles(aws) == [rec["receiptHandle"]]
