@@ -118,18 +118,20 @@ async def test_drop_before_is_not_applied_and_drop_after_is(proxy: FaultProxy, s
 
 
 async def test_delay_outlasts_the_read_timeout(proxy: FaultProxy, fake_keys: None) -> None:
-    proxy.set_plan(FaultPlan(delay_seconds=1.5, scripted={"GetQueueUrl": ("delay",)}))
+    name = unique("delay")
+    async with SQSClient(endpoint_url=proxy.url) as admin:
+        await admin.create_queue(name)  # with normal timeouts: a loaded machine may take over 0.5 s
+    proxy.set_plan(FaultPlan(delay_seconds=3.0, scripted={"GetQueueUrl": ("delay",)}))
     async with (
-        HTTPSession(timeouts=Timeouts(read=0.5)) as session,
+        HTTPSession(timeouts=Timeouts(read=1.0)) as session,
         SQSClient(
             endpoint_url=proxy.url, session=session, retry_policy=RetryPolicy.testing(max_attempts=1)
         ) as sqs,
     ):
-        name = unique("delay")
-        await sqs.create_queue(name)
         with pytest.raises(RequestTimeoutError):
             await sqs.get_queue_url(name)
-        # The next request gets a fresh connection and goes through.
+    # The next request, on a fresh connection, goes through.
+    async with SQSClient(endpoint_url=proxy.url) as sqs:
         await sqs.get_queue_url(name)
     assert proxy.faults_by_kind() == {"delay": 1}
 
