@@ -39,7 +39,7 @@ import with_ministack  # noqa: E402
 botocore_session = pytest.importorskip("botocore.session")
 
 REGION = "us-east-1"
-KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+KEYS: dict[str, Any] = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 FUNCTION_TIMEOUT = 20
 # The function's app: one broker serving a standard queue (with a DLQ) and a FIFO queue.
 APP = textwrap.dedent(

@@ -79,13 +79,13 @@ async def test_a_large_body_reaches_the_socket_as_views_of_itself(
     url, _ = endpoint
     body = b"a" * (512 * 1024)
     writes: list[Any] = []
-    original = selector_events._SelectorSocketTransport.write  # pyright: ignore[reportPrivateUsage]
+    original = selector_events._SelectorSocketTransport.write  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
 
     def recording(self: Any, data: Any) -> None:
         writes.append(data)
         original(self, data)
 
-    monkeypatch.setattr(selector_events._SelectorSocketTransport, "write", recording)  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(selector_events._SelectorSocketTransport, "write", recording)  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
     transport = AiohttpTransport()
     try:
         await transport.request_raw("PUT", url, [], body, TIMEOUTS)
