@@ -49,7 +49,7 @@ typecheck: install ## pyright: strict on the package, basic on tests/ and script
 	$(VENV)/bin/pyright taskiq_sqs_http
 	$(VENV)/bin/pyright -p tests/pyrightconfig.json
 
-check: lint typecheck ## Lint, format check and strict type check
+check: lint typecheck ## Lint, format check and type checks (strict on the package, basic on tests and scripts)
 
 test: install ministack aiosqs ## Run every test (unit + integration on a private MiniStack) with coverage
 	TEST_AIOSQS_PYTHON=$(CURDIR)/$(AIOSQS_VENV)/bin/python \
