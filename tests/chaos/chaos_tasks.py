@@ -3,7 +3,8 @@
 Configured from the environment by the test: AWS_ENDPOINT_URL (the fault proxy), CHAOS_QUEUE, CHAOS_BUCKET,
 CHAOS_RUNS (an append-only file: one line per run, so duplicates can be counted across processes), and
 optionally CHAOS_VISIBILITY, CHAOS_PREFETCH, CHAOS_HEARTBEAT_INTERVAL (turns the heartbeat on),
-CHAOS_EXTENDED_BUCKET, CHAOS_EXTENDED_THRESHOLD (offload above this many bytes), CHAOS_READ_TIMEOUT (the HTTP read timeout, see support.short_read_timeout),
+CHAOS_EXTENDED_BUCKET, CHAOS_EXTENDED_THRESHOLD (offload above this many bytes),
+CHAOS_READ_TIMEOUT (the HTTP read timeout, see support.short_read_timeout),
 CHAOS_REFRESH_SCALE (the default credential chain with refresh windows scaled by this factor),
 CHAOS_MAX_ATTEMPTS (requests' retry budget).
 """

@@ -157,7 +157,7 @@ async def test_three_600kb_messages_are_split(
 
 
 async def _run_then_ack(delivery: Any) -> None:
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the task's work: long enough that the next deliveries are in flight meanwhile
     await delivery.ack()
 
 

@@ -211,7 +211,10 @@ async def test_rejected_credentials_are_a_configuration_error_that_says_so() -> 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             400,
-            json={"__type": "com.amazon.coral.service#InvalidClientTokenId", "message": "The token is invalid"},
+            json={
+                "__type": "com.amazon.coral.service#InvalidClientTokenId",
+                "message": "The token is invalid",
+            },
             headers={"x-amzn-query-error": "InvalidClientTokenId;Sender"},
         )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -16,7 +15,6 @@ import pytest
 from taskiq.message import TaskiqMessage
 
 from taskiq_sqs_http.aws import Message, MessageAttributeValue, NoSuchKeyError, ServiceError, TransportError
-from taskiq_sqs_http.aws.sqs import BatchResult, BatchResultError, ChangeVisibilityEntry, DeleteMessageEntry
 from taskiq_sqs_http.broker._config import SQSQueue
 from taskiq_sqs_http.broker._consumer import Consumer
 from taskiq_sqs_http.broker._envelope import NOT_BEFORE_ATTRIBUTE
@@ -30,50 +28,10 @@ from taskiq_sqs_http.broker._lifecycle import (
 from taskiq_sqs_http.broker._queues import Target
 from taskiq_sqs_http.extended import PayloadStore
 
+from .fakes import MemorySQS as FakeSQS
+
 URL = "http://sqs.test/123456789012/tasks"
 TARGET = Target(SQSQueue(name="tasks", wait_time_seconds=20), URL)
-
-
-class FakeSQS:
-    """Records batch calls; answers stale for the receipt handles in ``stale``."""
-
-    def __init__(self) -> None:
-        self.deletes: list[list[str]] = []
-        self.visibility: list[list[tuple[str, int]]] = []
-        self.stale: set[str] = set()
-        self.receives: asyncio.Queue[list[Message]] = asyncio.Queue()
-        self.receiving = asyncio.Event()
-        self.receive_calls = 0
-
-    def _answer(self, ids_handles: Sequence[tuple[str, str]]) -> BatchResult:
-        ok = [i for i, h in ids_handles if h not in self.stale]
-        failed = [
-            BatchResultError(i, "ReceiptHandleIsInvalid", "stale", True)
-            for i, h in ids_handles
-            if h in self.stale
-        ]
-        return BatchResult(ok, failed)
-
-    async def delete_message_batch(self, url: str, entries: Sequence[DeleteMessageEntry]) -> BatchResult:
-        self.deletes.append([e.receipt_handle for e in entries])
-        return self._answer([(e.id, e.receipt_handle) for e in entries])
-
-    async def change_message_visibility_batch(
-        self, url: str, entries: Sequence[ChangeVisibilityEntry]
-    ) -> BatchResult:
-        self.visibility.append([(e.receipt_handle, e.visibility_timeout) for e in entries])
-        return self._answer([(e.id, e.receipt_handle) for e in entries])
-
-    async def receive_message(self, url: str, **_: Any) -> list[Message]:
-        self.receive_calls += 1
-        self.receiving.set()
-        try:
-            return await self.receives.get()
-        finally:
-            self.receiving.clear()
-
-    def changed(self) -> list[tuple[str, int]]:
-        return [change for batch in self.visibility for change in batch]
 
 
 class FakeS3:
