@@ -610,3 +610,25 @@ def test_a_broker_that_cannot_start_fails_the_invocation_and_the_next_one_retrie
     aws.responders["GetQueueUrl"] = working
     assert failures(handler(event(rec), Context())) == []
     assert deleted_handles(aws) == [rec["receiptHandle"]]
+
+
+def test_a_payload_s3_cannot_serve_is_a_failure_within_the_invocation_time(
+    aws: FakeAWS, make_handler: MakeHandler
+) -> None:
+    """S3 failing transiently: the inbox retries, but never past the invocation's time (minus the margin)."""
+    broker = make_broker(aws, s3_extended_bucket_name="payloads")
+
+    @broker.task(task_name="ok")
+    async def ok() -> None:
+        return None
+
+    aws.s3_responder = lambda request: httpx.Response(503, text="<Error><Code>SlowDown</Code></Error>")
+    body = json.dumps({"s3_bucket": "payloads", "s3_key": "k"})
+    pointer = record(body, message_attributes={"s3_extended_message": string_attribute("True")})
+    good = record(task_body("ok"))
+    started = time.monotonic()
+    response = make_handler(broker, time_margin=0.5)(event(pointer, good), Context(millis=2000))
+
+    assert time.monotonic() - started < 2.0
+    assert failures(response) == [pointer["messageId"]]
+    assert deleted_handles(aws) == [good["receiptHandle"]]
