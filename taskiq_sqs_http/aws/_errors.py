@@ -347,6 +347,8 @@ class SQSError(ServiceError):
 
 
 class QueueDoesNotExistError(SQSError):
+    """SQS has no queue by this name or URL (in this account and region)."""
+
     codes = ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue")
 
 
@@ -363,6 +365,8 @@ class ReceiptHandleIsInvalidError(SQSError):
 
 
 class BatchRequestTooLongError(SQSError):
+    """A batch call whose entries add up to more than SQS accepts in one request (1 MiB)."""
+
     codes = ("BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong")
 
 
@@ -379,10 +383,14 @@ class S3Error(ServiceError):
 
 
 class NoSuchBucketError(S3Error):
+    """The bucket does not exist: a configuration error, never "no such object"."""
+
     codes = ("NoSuchBucket",)
 
 
 class NoSuchKeyError(S3Error):
+    """The bucket exists but the object does not."""
+
     codes = ("NoSuchKey",)
 
 

@@ -15,6 +15,8 @@ from ..aws.sqs import (
 
 
 class SQSBatchAPI(Protocol):
+    """The three batch calls the batchers make: an `SQSClient`, or a fake in tests."""
+
     async def send_message_batch(
         self, queue_url: str, entries: Sequence[SendMessageEntry]
     ) -> SendMessageBatchResult: ...

@@ -45,6 +45,7 @@ def _bounded_int(name: str, low: int, high: int) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``taskiq-sqs`` argument parser (also what the docs render as the command's reference)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
     common.add_argument("--endpoint-url", help="SQS/S3 endpoint (an emulator, a VPC endpoint)")

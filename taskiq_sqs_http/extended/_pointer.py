@@ -45,6 +45,8 @@ _AWS_CLASSES = (AWS_POINTER_CLASS, AWS_LEGACY_POINTER_CLASS)
 
 
 class PayloadFormat(str, Enum):
+    """Which pointer format a producer writes: taskiq-aio-sqs's ("aio-sqs") or the AWS extended client's."""
+
     AIO_SQS = "aio-sqs"
     AWS = "aws"
 
@@ -55,6 +57,8 @@ class PointerError(AWSError):
 
 @dataclass(frozen=True, slots=True)
 class S3Pointer:
+    """Where an offloaded payload lives, and in which format the message pointed to it."""
+
     bucket: str
     key: str
     format: PayloadFormat

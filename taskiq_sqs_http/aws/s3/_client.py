@@ -76,6 +76,8 @@ class ServerSideEncryption:
 
 @dataclass(frozen=True, slots=True)
 class HeadObjectResult:
+    """What HeadObject tells about an object without reading it."""
+
     content_length: int
     etag: str | None
     content_type: str | None
@@ -84,6 +86,8 @@ class HeadObjectResult:
 
 @dataclass(frozen=True, slots=True)
 class GetObjectResult:
+    """An object read from S3: its bytes and the headers that describe it."""
+
     body: bytes
     etag: str | None
     content_type: str | None
@@ -92,6 +96,8 @@ class GetObjectResult:
 
 @dataclass(frozen=True, slots=True)
 class DeleteObjectsResult:
+    """Per-key outcome of DeleteObjects: the keys deleted and those that failed, with why."""
+
     deleted: list[str]
     errors: dict[str, str]
 

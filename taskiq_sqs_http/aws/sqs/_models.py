@@ -61,6 +61,8 @@ class MessageAttributeValue:
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """A received message: its body and attributes, and the receipt handle that acks or hides it."""
+
     message_id: str
     receipt_handle: str
     body: str
@@ -99,6 +101,8 @@ class SendMessageEntry:
 
 @dataclass(frozen=True, slots=True)
 class SendMessageResult:
+    """What SQS answered for one sent message: its id, body digest and FIFO sequence number."""
+
     message_id: str
     md5_of_body: str | None = None
     sequence_number: str | None = None
@@ -116,18 +120,24 @@ class BatchResultError:
 
 @dataclass(frozen=True, slots=True)
 class SendMessageBatchResult:
+    """Per-entry outcome of SendMessageBatch: successes by entry id, and the entries that failed."""
+
     successful: dict[str, SendMessageResult]
     failed: list[BatchResultError]
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteMessageEntry:
+    """One entry of DeleteMessageBatch: an id unique within the batch and the receipt handle to delete."""
+
     id: str
     receipt_handle: str
 
 
 @dataclass(frozen=True, slots=True)
 class ChangeVisibilityEntry:
+    """One entry of ChangeMessageVisibilityBatch: id, receipt handle and the new timeout in seconds."""
+
     id: str
     receipt_handle: str
     visibility_timeout: int
