@@ -5,12 +5,14 @@ PY := $(VENV)/bin/python
 MS_VENV := .venv-ministack
 # taskiq-aio-sqs (the library we replace) lives in its own venv: its aiobotocore pins a botocore of its own.
 AIOSQS_VENV := .venv-aiosqs
+# The oldest declared release of every runtime dependency (requirements-min.txt), for `make test-min`.
+MIN_VENV := .venv-min
 MINISTACK_VERSION := 1.5.33
 PIP_FLAGS := --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install ministack aiosqs check lint format typecheck test test-unit demo bench bench-client clean chaos lambda-zip demo-lambda bench-lambda
+.PHONY: help install ministack aiosqs check lint format typecheck test test-unit test-min docs docs-serve demo bench bench-client clean chaos lambda-zip demo-lambda bench-lambda
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -18,7 +20,15 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
-	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
+	$(PY) -m pip install $(PIP_FLAGS) -e . --group dev
+	touch $@
+
+# pip >= 25.1 reads dependency groups; requirements-min.txt pins the runtime dependencies to their floors.
+$(MIN_VENV)/.installed: pyproject.toml requirements-min.txt
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install $(PIP_FLAGS) -e . --group test -r requirements-min.txt
 	touch $@
 
 $(MS_VENV)/.installed:
@@ -63,11 +73,22 @@ test: install ministack aiosqs ## Run every test (unit + integration on a privat
 test-unit: install ## Unit tests only (no emulator)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+test-min: ministack aiosqs $(MIN_VENV)/.installed ## Unit + integration tests on the oldest declared dependencies
+	$(MIN_VENV)/bin/python scripts/check_min_versions.py requirements-min.txt
+	TEST_AIOSQS_PYTHON=$(CURDIR)/$(AIOSQS_VENV)/bin/python \
+		$(MIN_VENV)/bin/python scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- \
+		$(MIN_VENV)/bin/python -m pytest -p no:cacheprovider tests/unit tests/integration $(PYTEST_ARGS)
+
+docs: install ## Build the documentation site into site/ (mkdocs --strict: a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-serve: install ## Serve the documentation site on http://127.0.0.1:8000 while editing
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict
+
 demo: install ministack ## Run the main job end to end on a local MiniStack (worker, mixed tasks, summary)
 	$(PY) scripts/demo.py --ministack $(MS_VENV)/bin/ministack
 
 bench: install ministack aiosqs ## Broker benchmarks, ours vs taskiq-aio-sqs 2.1.1, side by side (bench/results.md)
-	$(PY) -m pip install $(PIP_FLAGS) matplotlib
 	$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- $(PY) scripts/bench.py
 	$(MAKE) --no-print-directory bench-lambda
 
@@ -90,4 +111,4 @@ chaos: install ministack ## Fault-injection and soak suite (several minutes); ta
 	$(PY) scripts/chaos.py
 
 clean: ## Remove virtualenvs and caches
-	rm -rf $(VENV) $(MS_VENV) .pytest_cache .ruff_cache coverage.xml .coverage
+	rm -rf $(VENV) $(MS_VENV) $(MIN_VENV) site .pytest_cache .ruff_cache coverage.xml .coverage
