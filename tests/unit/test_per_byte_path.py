@@ -152,6 +152,51 @@ async def test_one_kiq_of_a_large_text_task_passes_over_its_body_the_budgeted_ti
     }
 
 
+async def test_a_batch_of_large_tasks_passes_over_each_body_the_budgeted_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batched: per task one encode (taskiq) and one decode; per SendMessageBatch one escape and one hash."""
+    work = PerByteWork(monkeypatch, threshold=64 * 1024)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_sqs_batch_handler)) as client:
+        broker = SQSBroker(
+            "q",
+            endpoint_url=ENDPOINT,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret",
+            http_client=client,
+            retry_policy=RetryPolicy.testing(),
+            enable_batching=True,
+            batch_size=2,
+            batch_timeout=30.0,
+        )
+
+        @broker.task(task_name="tests:large")
+        async def large(data: str) -> None:
+            del data
+
+        await broker.startup()
+        text = payload_text(128 * 1024)
+        with work.watching() as counts:
+            await large.kiq(text)
+            await large.kiq(text)
+            await broker.shutdown()
+    assert dict(counts) == {
+        "str.encode": 2,
+        "bytes.decode": 2,
+        "orjson.dumps": 1,
+        "hashlib.sha256": 1,
+    }
+
+
+def _sqs_batch_handler(request: httpx.Request) -> httpx.Response:
+    action = request.headers["x-amz-target"].rpartition(".")[2]
+    if action == "SendMessageBatch":
+        ids = [entry["Id"] for entry in orjson.loads(request.content)["Entries"]]
+        return httpx.Response(200, json={"Successful": [{"Id": i, "MessageId": i} for i in ids]})
+    return _sqs_handler(request)
+
+
 async def test_one_send_message_hashes_and_escapes_the_body_once_and_copies_it_never(
     work: PerByteWork,
 ) -> None:
