@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.message
+import re
 import subprocess
 import sys
 import tarfile
@@ -115,3 +116,20 @@ def test_requirements_min_pins_the_declared_lower_bounds() -> None:
         assert Version(pins[name]) == Version(floor), (
             f"{name}: requirements-min.txt pins {pins[name]}, pyproject's lower bound is {floor}"
         )
+
+
+SITE = "https://taskiq-sqs-http.github.io/taskiq-sqs-http/"
+
+
+def test_readme_links_and_images_work_off_the_repository() -> None:
+    """PyPI shows the README without the repository's files and without heading anchors."""
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme)
+    assert targets
+    relative = [t for t in targets if not t.startswith(("https://", "http://", "mailto:"))]
+    assert not relative, f"README links that break off the repository: {relative}"
+    for target in targets:
+        if target.startswith(SITE):
+            page = target.removeprefix(SITE).split("#", 1)[0].strip("/")
+            candidates = [ROOT / "docs" / f"{page}.md", ROOT / "docs" / page / "index.md"] if page else []
+            assert not page or any(c.is_file() for c in candidates), f"no docs page for {target}"
