@@ -16,7 +16,9 @@ A message arrives (from a ReceiveMessage long poll, or in a Lambda event) and me
 Settling (`Inbox.settle`, what taskiq's ack calls) deletes the message through the batched deleter and then
 its S3 payload; or, when the task raised and ``redeliver_failed`` is on, hides it for ``redelivery_delay`` so
 that SQS delivers it again (and its redrive policy moves it to the dead-letter queue in the end). An ack
-lingers to share a DeleteMessageBatch only while other deliveries are in flight: a lone ack leaves at once.
+lingers to share a DeleteMessageBatch only while another ack may join it: while other deliveries are in
+flight, or wait to be taken by a consumer that takes several at a time. A lone ack (a worker with
+``--max-async-tasks 1``, which takes the next message only once this one is acked) leaves at once.
 
 `Inbox.hand_back` makes deliveries that will not run visible again at once (a stopping consumer, a Lambda
 invocation running out of time). Nothing here assumes a polling loop: the consumer and the serverless
@@ -70,6 +72,8 @@ __all__ = [
 
 logger = logging.getLogger("taskiq_sqs_http.broker")
 
+# A consumer seen holding two deliveries at once within this many seconds is taking in parallel.
+_PARALLEL_MEMORY_SECONDS = 1.0
 # A message received this much before its not-before time runs anyway rather than being hidden again.
 NOT_BEFORE_TOLERANCE = 1.0
 
@@ -184,6 +188,7 @@ class Delivery:
     pointer: S3Pointer | None
     payload: bytes
     outcome: Outcome | None = None
+    taken: bool = False
     ackable: AckableMessage = field(init=False)
 
     def __post_init__(self) -> None:
@@ -246,6 +251,11 @@ class Inbox:
         self._heartbeat_timing: dict[str, tuple[int, float]] = {}
         # Handed to taskiq and not yet settled, by receipt handle.
         self._in_flight: dict[str, Delivery] = {}
+        # Admitted and not yet taken (waiting in a consumer's buffer).
+        self._waiting = 0
+        # When a consumer last held two deliveries at once: it takes in parallel, so waiting ones will
+        # be taken (and acked) soon; a one-at-a-time consumer takes the next only after this ack.
+        self._parallel_at = -math.inf
         self._poison_log = _LogLimiter(settings.poison_log_interval)
         self._closed = False
 
@@ -282,11 +292,30 @@ class Inbox:
             raise
         if delivery is None:
             await self._heartbeats.stop(message.receipt_handle)
+        else:
+            self._waiting += 1
         return delivery
 
     def dispatched(self, delivery: Delivery) -> None:
         """taskiq now holds ``delivery``: it is in flight until settled or handed back."""
+        self._untake(delivery)
+        delivery.taken = True
         self._in_flight[delivery.receipt_handle] = delivery
+        if len(self._in_flight) > 1:
+            self._parallel_at = time.monotonic()
+
+    def _untake(self, delivery: Delivery) -> None:
+        """A delivery leaves the waiting count: taken by a consumer, settled or handed back untaken."""
+        if not delivery.taken:
+            delivery.taken = True
+            self._waiting = max(self._waiting - 1, 0)
+
+    def _company_expected(self) -> bool:
+        """Whether another ack may join a batch within the linger."""
+        if self._in_flight:
+            return True
+        recently_parallel = time.monotonic() - self._parallel_at < _PARALLEL_MEMORY_SECONDS
+        return self._waiting > 0 and recently_parallel
 
     async def _admit(self, target: Target, message: Message) -> Delivery | None:
         try:
@@ -423,10 +452,11 @@ class Inbox:
         """taskiq's ack: delete the message (then its payload), or hide it for redelivery when it failed."""
         if delivery.outcome is not None:
             return
+        self._untake(delivery)
         self._in_flight.pop(delivery.receipt_handle, None)
         await self._heartbeats.stop(delivery.receipt_handle)
         # Linger for company only while another delivery may still ack; a lone ack leaves at once.
-        linger = bool(self._in_flight)
+        linger = self._company_expected()
         settings = self.settings
         metadata = delivery.metadata
         try:
@@ -442,7 +472,7 @@ class Inbox:
                 delivery.outcome = None
                 raise broker_error(exc, delivery.target.name) from exc
         finally:
-            if not self._in_flight:
+            if not self._company_expected():
                 self._deleter.flush()
                 self._visibility.flush()
         if delivery.pointer is not None:
@@ -469,6 +499,7 @@ class Inbox:
         pending = [d for d in deliveries if d.outcome is None]
         for delivery in pending:
             delivery.outcome = Outcome.HANDED_BACK
+            self._untake(delivery)
             self._in_flight.pop(delivery.receipt_handle, None)
             await self._heartbeats.stop(delivery.receipt_handle)
         await self.make_visible([(d.target.url, d.receipt_handle) for d in pending], timeout)

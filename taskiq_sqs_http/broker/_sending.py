@@ -89,6 +89,7 @@ async def build_entry(
     payloads: PayloadStore,
     s3_extended_bucket_name: str | None,
     handle_exceptions: Callable[[str], AbstractContextManager[None]],
+    known_text: bool = False,
 ) -> SendMessageEntry:
     """The SQS message for a task on ``queue``; ``delay_seconds`` applies when the task names no delay.
 
@@ -141,7 +142,7 @@ async def build_entry(
     if expiry is not None:
         attributes.update(expiry_attribute(expiry))
 
-    body, body_attributes = encode_body(message.message)
+    body, body_attributes = encode_body(message.message, known_text=known_text)
     entry = SendMessageEntry(
         message.task_id,
         body,

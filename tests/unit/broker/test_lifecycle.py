@@ -330,3 +330,32 @@ async def test_receive_errors_back_off_instead_of_spinning(caplog: pytest.LogCap
     # 0.05 + 0.1 + 0.2 s of backoff fit in 0.3 s: a spinning loop would have made thousands of calls
     assert 2 <= sqs.receive_calls <= 4
     assert any("OverLimit" in r.getMessage() and "retrying in" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_one_at_a_time_consumer_never_waits_for_the_deliveries_behind_it() -> None:
+    """--max-async-tasks 1 takes the next message only once this one is acked: waiting for it would stall."""
+    sqs = FakeSQS()
+    inbox = make_inbox(sqs)
+    first, second = await inbox.admit(TARGET, message(1)), await inbox.admit(TARGET, message(2))
+    assert first is not None and second is not None
+    inbox.dispatched(first)  # the second one waits in the buffer, untaken
+    await asyncio.wait_for(first(), 0.5)  # well under the 1 s linger
+    inbox.dispatched(second)
+    await asyncio.wait_for(second(), 0.5)
+    assert sqs.deletes == [["rh-1"], ["rh-2"]]
+
+
+async def test_a_parallel_consumer_lets_acks_wait_for_the_deliveries_it_is_about_to_take() -> None:
+    sqs = FakeSQS()
+    inbox = make_inbox(sqs, ack_linger=0.05)
+    deliveries = [await inbox.admit(TARGET, message(n)) for n in range(1, 5)]
+    assert all(d is not None for d in deliveries)
+    first, second, third, fourth = [d for d in deliveries if d is not None]
+    inbox.dispatched(first)
+    inbox.dispatched(second)  # two at once: this consumer takes in parallel
+    await asyncio.gather(first(), second())  # nothing else in flight, but two are about to be taken
+    inbox.dispatched(third)
+    inbox.dispatched(fourth)
+    await asyncio.gather(third(), fourth())
+    assert sum(len(batch) for batch in sqs.deletes) == 4
+    assert len(sqs.deletes) <= 2
