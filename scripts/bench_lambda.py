@@ -10,7 +10,7 @@ How (and why so):
   bytecode compiled in, debug info stripped from extension modules, same pruning); theirs from
   ``taskiq-aio-sqs==2.1.1``, which must bundle aiobotocore *and* its pinned botocore (Lambda's runtime
   botocore is not the version aiobotocore pins).
-* Each measurement is a fresh process, ``python -I -S`` with only the extracted zip and the standard
+* Each measurement is a fresh process, ``python -I -S -B`` with only the extracted zip and the standard
   library on ``sys.path`` (what Lambda's Python runtime gives a function, minus its own boto3), that
   imports the app module and calls ``handler(event, context)`` as the runtime does: once cold (one record),
   then ``--warm-batches`` warm invocations of ten records each, on the one process.
@@ -198,7 +198,7 @@ class Impl:
     runs: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
 
 
-def build_zip(impl: Impl, work: Path, compile_pyc: bool, strip: bool) -> None:
+def build_zip(impl: Impl, work: Path, compile_pyc: bool, strip: bool, sourceless_deps: bool) -> None:
     app_dir = work / f"app-{impl.key}"
     app_dir.mkdir(parents=True, exist_ok=True)
     (app_dir / "bench_app.py").write_text(impl.app)
@@ -213,6 +213,7 @@ def build_zip(impl: Impl, work: Path, compile_pyc: bool, strip: bool) -> None:
         compile_pyc=compile_pyc,
         strip=strip,
         install_cache=work / "pip-cache",
+        sourceless_deps=sourceless_deps,
     )
     impl.zip_path, impl.zipped, impl.unzipped, impl.files = (
         built.path,
@@ -282,7 +283,8 @@ def run_child(impl: Impl, events: list[dict[str, Any]], env: dict[str, str], wor
     bootstrap = work / "bootstrap.py"
     bootstrap.write_text(BOOTSTRAP)
     result = subprocess.run(
-        [sys.executable, "-I", "-S", str(bootstrap), str(impl.code_dir), "bench_app", str(events_path)],
+        # -B: Lambda's /var/task is read-only, so a cold start never finds bytecode it wrote itself.
+        [sys.executable, "-I", "-S", "-B", str(bootstrap), str(impl.code_dir), "bench_app", str(events_path)],
         capture_output=True,
         text=True,
         env=env,
@@ -364,7 +366,8 @@ def report(ours: Impl, theirs: Impl, args: argparse.Namespace) -> str:
         "",
         f"Zips built by scripts/lambda_zip.py, both alike: bytecode compiled in: "
         f"{'no' if args.no_compile else 'yes'}; debug info stripped from extension modules: "
-        f"{'no' if args.no_strip else 'yes'}. The "
+        f"{'no' if args.no_strip else 'yes'}; dependencies without sources: "
+        f"{'yes' if args.sourceless_deps else 'no'}. The "
         "handlers run a one-task app (`noop(n) -> n`) with an S3 result backend, against MiniStack on "
         "127.0.0.1; CPU is the handler process's own, the emulator's is not counted. Theirs is the handler a "
         "team writes by hand on 2.1.1 (its broker's private `_to_ackable_message`, taskiq's `Receiver`, one "
@@ -379,7 +382,14 @@ def report(ours: Impl, theirs: Impl, args: argparse.Namespace) -> str:
 def size_variants(ours: Impl, theirs: Impl, work: Path) -> list[tuple[str, int, int]]:
     """Zipped sizes (ours, theirs) for each recipe: what bytecode and stripping cost or save."""
     rows: list[tuple[str, int, int]] = []
-    for compile_pyc, strip in ((True, True), (False, True), (True, False), (False, False)):
+    recipes = (
+        (True, True, False),
+        (True, True, True),
+        (False, True, False),
+        (True, False, False),
+        (False, False, False),
+    )
+    for compile_pyc, strip, sourceless in recipes:
         sizes: list[int] = []
         for impl in (ours, theirs):
             app_dir = work / f"app-{impl.key}"
@@ -394,9 +404,11 @@ def size_variants(ours: Impl, theirs: Impl, work: Path) -> list[tuple[str, int, 
                 compile_pyc=compile_pyc,
                 strip=strip,
                 install_cache=work / "pip-cache",
+                sourceless_deps=sourceless,
             )
             sizes.append(built.zipped)
         label = f"bytecode {'yes' if compile_pyc else 'no'}, stripped {'yes' if strip else 'no'}"
+        label += ", dependencies without sources (--sourceless-deps)" if sourceless else ""
         rows.append((label, sizes[0], sizes[1]))
         print(f"{label}: ours {sizes[0] / 1e6:.1f} MB, theirs {sizes[1] / 1e6:.1f} MB", flush=True)
     return rows
@@ -433,6 +445,7 @@ def main() -> int:
     parser.add_argument("--warm-batches", type=int, default=10)
     parser.add_argument("--no-compile", action="store_true", help="zips without precompiled bytecode")
     parser.add_argument("--no-strip", action="store_true", help="keep debug info in extension modules")
+    parser.add_argument("--sourceless-deps", action="store_true", help="lambda_zip.py --sourceless-deps")
     parser.add_argument(
         "--sizes-only-default", action="store_true", help="skip the zip-size table of the other recipes"
     )
@@ -465,7 +478,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-lambda-") as tmp:
         work = Path(tmp)
         for impl in (ours, theirs):
-            build_zip(impl, work, compile_pyc=not args.no_compile, strip=not args.no_strip)
+            build_zip(
+                impl,
+                work,
+                compile_pyc=not args.no_compile,
+                strip=not args.no_strip,
+                sourceless_deps=args.sourceless_deps,
+            )
         variants = [] if args.sizes_only_default else size_variants(ours, theirs, work)
         for repeat in range(args.repeats):
             order = (ours, theirs) if repeat % 2 == 0 else (theirs, ours)

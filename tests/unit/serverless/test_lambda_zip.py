@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -84,3 +85,27 @@ def test_bad_arguments_are_rejected(
     with pytest.raises(SystemExit):
         lambda_zip.main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_sourceless_dependencies_import_from_bytecode(tmp_path: Path) -> None:
+    (tmp_path / "dep").mkdir()
+    (tmp_path / "dep" / "__init__.py").write_text("from .inner import VALUE\n")
+    (tmp_path / "dep" / "inner.py").write_text("VALUE = 42\n")
+    (tmp_path / "taskiq_sqs_http").mkdir()
+    (tmp_path / "taskiq_sqs_http" / "__init__.py").write_text("")
+    (tmp_path / "app.py").write_text("import dep\n")
+    lambda_zip.compile_bytecode(tmp_path)
+    assert lambda_zip.drop_dependency_sources(tmp_path, {"taskiq_sqs_http", "app"}) == 2
+
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert "dep/__init__.pyc" in files and "dep/inner.pyc" in files
+    assert not any(f.startswith("dep/") and f.endswith(".py") for f in files)
+    assert "app.py" in files and "taskiq_sqs_http/__init__.py" in files
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import app, dep; print(dep.VALUE, dep.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split()[0] == "42"
+    assert done.stdout.split()[1].endswith("dep/__init__.pyc")
