@@ -65,7 +65,17 @@ MAX_BATCH_BYTES = 1024 * 1024  # SendMessageBatch's total payload limit
 FAST_STOP_MODES = frozenset(
     {"consume", "cold", "listen-ack", "payload", "inflight", "offload-consumer", "pool"}
 )
-SECTIONS = ("headline", "sequential", "payload", "queues", "inflight", "processes", "offload", "memory")
+SECTIONS = (
+    "headline",
+    "sequential",
+    "payload",
+    "bytes",
+    "queues",
+    "inflight",
+    "processes",
+    "offload",
+    "memory",
+)
 
 
 @dataclass(frozen=True)
@@ -102,13 +112,14 @@ class Sizes:
     inflight_counts: tuple[int, ...] = (10, 100, 1000)
     heartbeat_interval: float = 5.0
     visibility: int = 30
-    hold_seconds: float = 30.0
+    hold_seconds: float = 20.0
     process_counts: tuple[int, ...] = (1, 2, 4)
-    process_tasks: int = 2000
+    process_tasks: int = 1500
     process_repeats: int = 2
     offload_sizes: tuple[int, ...] = (1 * MIB, 4 * MIB, 16 * MIB, 32 * MIB)
     buffer_tasks: int = 10_000
     import_runs: int = 5
+    bytes_repeats: int = 3
 
 
 FULL = Sizes()
@@ -136,6 +147,7 @@ QUICK = Sizes(
     offload_sizes=(1 * MIB,),
     buffer_tasks=300,
     import_runs=1,
+    bytes_repeats=1,
 )
 
 
@@ -606,6 +618,7 @@ class Bench:
             await asyncio.sleep(max(0.0, max(firsts) + window - time.monotonic()))
             for (q, impl, proxy, urls, worker), first in zip(prepared, firsts, strict=True):
                 idle = proxy.counts(first, first + window)
+                idle_connections = proxy.open_connections
                 await self.queues.fill(urls, s.queue_tasks)
                 result = await worker
                 self.record(
@@ -617,6 +630,7 @@ class Bench:
                         "per_hour": sum(idle.values()) * 3600.0 / window,
                         "cpu_ms": result["active_cpu"] / max(result["acked"], 1) * 1000,
                         "connections": proxy.peak_connections,
+                        "idle_connections": idle_connections,
                     },
                 )
 
@@ -750,6 +764,31 @@ class Bench:
                 )
 
     # -- memory ----------------------------------------------------------------------------------------
+    async def per_byte(self) -> None:
+        """scripts/bench_bytes.py: CPU per unbatched send by payload size against a stub server that costs
+        no CPU of its own, the clean view of the per-byte path; its table goes into results.md as is."""
+        if THEIRS not in self.impls:
+            return  # it compares with 2.1.1 only
+        with tempfile.TemporaryDirectory() as tmp:
+            table = Path(tmp) / "bytes.md"
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(SCRIPTS / "bench_bytes.py"),
+                "--repeats",
+                str(self.sizes.bytes_repeats),
+                "--markdown",
+                str(table),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                env=worker_env(OURS),
+                cwd=str(ROOT),
+            )
+            _, stderr = await asyncio.wait_for(proc.communicate(), WORKER_TIMEOUT)
+            if proc.returncode != 0 or not table.exists():
+                raise WorkerError(f"bench_bytes.py failed ({proc.returncode}):\n{stderr.decode()[-2000:]}")
+            self.runs["bytes|bench"] = [{"markdown": table.read_text()}]
+        self.progress("bytes  bench_bytes.py")
+
     async def memory(self) -> None:
         s = self.sizes
         for impl in self.impls:
@@ -1005,6 +1044,7 @@ async def measure(
             "processes": bench.processes,
             "offload": bench.offload,
             "memory": bench.memory,
+            "bytes": bench.per_byte,
         }
         try:
             for section in sections:
@@ -1029,6 +1069,11 @@ def render(runs: bench_report.Runs, meta: dict[str, Any], out: Path) -> None:
     meta = {**meta, "chart": chart_path.name if drew else None}
     errors = runs.get("errors|bench", [])
     meta["details"] = [f"- section {e['section']} failed: `{e['error'][:600]}`" for e in errors]
+    per_byte = runs.get("bytes|bench", [])
+    if per_byte:
+        meta["extra"] = [
+            ("Per-byte send path, stub server (scripts/bench_bytes.py)", per_byte[0]["markdown"])
+        ]
     (out / "results.md").write_text(bench_report.markdown(tables, meta))
     bench_report.console(tables)
     print(f"wrote {out / 'results.md'}" + (f" and {chart_path}" if drew else " (no chart)"))

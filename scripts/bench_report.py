@@ -279,6 +279,12 @@ def payload_table(src: Source, meta: dict[str, Any]) -> Table:
         scenario = f"payload_{size}"
         for phase, label in phases:
             done = "acked" if phase == "consume" else "kicked"
+            lost = [
+                f"{impl_label} delivered {r['delivered_b']}/{r['batched']['kicked']}"
+                for impl, impl_label in (("ours", "ours"), ("theirs", "2.1.1"))
+                for r in src.get(scenario, impl)[:1]
+                if phase == "batched" and r["delivered_b"] < r["batched"]["kicked"]
+            ]
             rows.append(
                 Row(
                     size_label(size),
@@ -287,6 +293,7 @@ def payload_table(src: Source, meta: dict[str, Any]) -> Table:
                     *src.pair(scenario, lambda r, p=phase, d=done: _per(r[p]["cpu"], r[p][d], 1000)),
                     target=("<=", 0.6),
                     digits=3,
+                    note="; ".join(lost) + (": a batch over 1 MiB was refused and dropped" if lost else ""),
                 )
             )
     inline = [s for s in sizes if s <= 256 * KIB]
@@ -357,7 +364,14 @@ def queues_table(src: Source, meta: dict[str, Any]) -> Table:
                 digits=0,
             ),
             Row(case, "client CPU", "ms/task", *src.field(scenario, "cpu_ms"), target=("<=", 0.5), digits=3),
-            Row(case, "connections held", "peak", *src.field(scenario, "connections"), digits=0),
+            Row(
+                case,
+                "connections held while idle",
+                "count",
+                *src.field(scenario, "idle_connections"),
+                digits=0,
+            ),
+            Row(case, "connections held at most", "count", *src.field(scenario, "connections"), digits=0),
         ]
     window = meta["sizes"]["idle_seconds"]
     return Table(
@@ -382,8 +396,8 @@ def inflight_table(src: Source, meta: dict[str, Any]) -> Table:
                 "heartbeat requests",
                 "per minute",
                 *src.field(scenario, "hb_per_min"),
-                target=("<=", 0.2),
                 digits=1,
+                note=f"{k * 60 / sizes['heartbeat_interval']:,.0f} extensions due",
             ),
             Row(case, "memory per in-flight task", "KB", *src.field(scenario, "kb_per_task"), digits=2),
         ]
@@ -422,8 +436,20 @@ def offload_table(src: Source, meta: dict[str, Any]) -> Table:
     for size in meta["sizes"]["offload_sizes"]:
         scenario, case = f"offload_{size}", size_label(size)
         rows += [
-            Row(case, "producer peak memory", "MB over base", *src.field(scenario, "producer_mb"), digits=1),
-            Row(case, "worker peak memory", "MB over base", *src.field(scenario, "consumer_mb"), digits=1),
+            Row(
+                case,
+                "producer peak memory",
+                "payload copies",
+                *src.field(scenario, "producer_mb", MIB / size),
+                digits=2,
+            ),
+            Row(
+                case,
+                "worker peak memory",
+                "payload copies",
+                *src.field(scenario, "consumer_mb", MIB / size),
+                digits=2,
+            ),
             Row(case, "producer kiq() time", "s", *src.field(scenario, "producer_s"), digits=3),
             Row(case, "worker receive + ack time", "s", *src.field(scenario, "consumer_s"), digits=3),
         ]
@@ -431,8 +457,8 @@ def offload_table(src: Source, meta: dict[str, Any]) -> Table:
         "offload",
         "Offloaded payloads (S3)",
         "One task with a string argument of the given size, published and consumed in separate processes. "
-        "Peak memory is VmHWM over the RSS after startup; the producer's own argument is one copy of the "
-        "payload, a received message's data another.",
+        "Peak memory is VmHWM over the RSS after startup, in multiples of the payload size: the "
+        "producer's own argument is one copy, a received message's data another; the rest is the library's.",
         rows,
     )
 
@@ -580,6 +606,8 @@ def markdown(all_tables: list[Table], meta: dict[str, Any]) -> str:
         if table.details:
             lines += ["", *table.details]
         lines.append("")
+    for title, text in meta.get("extra", []):
+        lines += [f"## {title}", "", text.strip(), ""]
     if meta.get("details"):
         lines += ["## Details", "", *meta["details"], ""]
     lines += ["## How to read it (caveats)", "", *(f"- {c}" for c in meta["caveats"])]
@@ -658,7 +686,8 @@ def panels(all_tables: list[Table]) -> list[Panel]:
         for metric, rows in metrics.items():
             if any(r.ours or r.theirs for r in rows):
                 better = rows[0].better
-                out.append(Panel(f"{table.title}\n{metric}, {better} is better", better, "curve", rows))
+                title = f"{table.title}\n{metric}\n{better} is better"
+                out.append(Panel(title, better, "curve", rows))
     return out
 
 
@@ -683,15 +712,26 @@ def chart(all_tables: list[Table], path: Path) -> bool:
     cols = 3
     curve_rows = (len(curve_panels) + cols - 1) // cols
     ratio_heights = [max(2.2, 0.32 * len(p.rows) + 1.2) for p in ratio_panels]
-    heights = ratio_heights + [3.8] * curve_rows
-    fig = plt.figure(figsize=(16, sum(heights) + 0.8), layout="constrained")
-    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights)
-    for i, panel in enumerate(ratio_panels):
-        _draw_ratio(fig.add_subplot(grid[i, :]), panel)
-    for j, panel in enumerate(curve_panels):
-        row, col = divmod(j, cols)
-        _draw_curve(fig.add_subplot(grid[len(ratio_panels) + row, col]), panel)
+    curve_height = 4.0 * curve_rows
+    fig = plt.figure(figsize=(16, sum(ratio_heights) + curve_height + 1.0), layout="constrained")
+    # One subfigure per kind, so that the ratio panels' long labels do not widen the curve grid's margin.
+    parts = [h for h in (sum(ratio_heights), curve_height) if h > 0]
+    split: Any = fig.subfigures(len(parts), 1, height_ratios=parts) if len(parts) > 1 else [fig]
+    figures: list[Any] = [split[i] for i in range(len(parts))]
+    if ratio_panels:
+        top: Any = figures[0]
+        ratio_axes: Any = top.subplots(len(ratio_panels), 1, height_ratios=ratio_heights, squeeze=False)
+        for i, panel in enumerate(ratio_panels):
+            _draw_ratio(ratio_axes[i, 0], panel)
     if curve_panels:
+        bottom: Any = figures[-1]
+        curve_axes: Any = bottom.subplots(curve_rows, cols, squeeze=False)
+        for j in range(curve_rows * cols):
+            ax: Any = curve_axes[j // cols, j % cols]
+            if j < len(curve_panels):
+                _draw_curve(ax, curve_panels[j])
+            else:
+                ax.set_visible(False)
         from matplotlib.patches import Patch
 
         fig.legend(
@@ -705,7 +745,7 @@ def chart(all_tables: list[Table], path: Path) -> bool:
             frameon=False,
         )
     fig.suptitle("taskiq-sqs-http vs taskiq-aio-sqs 2.1.1 on MiniStack (same run)", fontsize=13)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return True
 

@@ -2,6 +2,7 @@
 
     python scripts/scaling_model.py                      # from bench/runs.json (written by `make bench`)
     python scripts/scaling_model.py --runs other.json --rates 100,1000,10000 --fifo
+    python scripts/scaling_model.py --update docs/scaling-out.md   # rewrite the table between its markers
 
 Inputs, all from one benchmark run (ours, batching on, prefetch 10): SQS requests per task (publish +
 receive + delete, counted on the wire), client CPU per task (publish + consume), and one worker
@@ -34,6 +35,7 @@ IN_FLIGHT_FIFO = 120_000  # FIFO: ReceiveMessage quietly returns fewer messages 
 FIFO_CALLS_PER_S = 300  # per API action, without high-throughput mode
 FIFO_BATCHED_MSGS_PER_S = 3_000
 CPU_HEADROOM = 0.7  # plan cores at 70 % busy
+LABELS = {"ours": "taskiq-sqs-http", "theirs": "taskiq-aio-sqs 2.1.1"}
 
 
 @dataclass(frozen=True)
@@ -98,25 +100,25 @@ def _median(values: list[float]) -> float:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def from_runs(path: Path) -> PerTask:
-    """Per-task figures of ours from a saved benchmark run (scripts/bench.py writes runs.json)."""
+def from_runs(path: Path, impl: str = "ours") -> PerTask:
+    """Per-task figures of ``impl`` (ours, theirs) from a saved benchmark run (bench.py's runs.json)."""
     saved: dict[str, Any] = json.loads(path.read_text())
     runs: dict[str, list[dict[str, Any]]] = saved["runs"]
 
     def values(scenario: str, field: str) -> list[float]:
-        return [float(r[field]) for r in runs.get(f"{scenario}|ours", []) if r.get(field) is not None]
+        return [float(r[field]) for r in runs.get(f"{scenario}|{impl}", []) if r.get(field) is not None]
 
     requests = values("requests_on", "per_task")
     throughput = values("procs_1", "tps")
     publish_cpu, consume_cpu = values("publish_b", "cpu_ms"), values("consume_10", "cpu_ms")
     if not requests or not throughput:
-        raise SystemExit(f"{path} lacks the headline requests or the 1-process run: run `make bench` first")
+        raise SystemExit(f"{path} lacks {impl}'s headline requests or 1-process run: run `make bench` first")
     cpu = (_median(publish_cpu) if publish_cpu else 0.0) + (_median(consume_cpu) if consume_cpu else 0.0)
     return PerTask(
         requests=_median(requests),
         worker_tasks_per_s=_median(throughput),
         cpu_ms=cpu,
-        source=f"{path.name} of {saved['meta'].get('date', '?')}",
+        source=f"{LABELS.get(impl, impl)}, {path.name} of {saved['meta'].get('date', '?')}",
     )
 
 
@@ -142,17 +144,38 @@ def markdown(rows: Sequence[ModelRow], per_task: PerTask, fifo: bool, task_secon
     return "\n".join(lines) + "\n"
 
 
+START, END = "<!-- scaling-model:start -->", "<!-- scaling-model:end -->"
+
+
+def update(doc: Path, table: str) -> None:
+    """Replace what stands between the markers in ``doc`` with ``table``."""
+    text = doc.read_text()
+    head, start, rest = text.partition(START)
+    _, end, tail = rest.partition(END)
+    if not start or not end:
+        raise SystemExit(f"{doc} has no {START} ... {END} block")
+    doc.write_text(f"{head}{START}\n{table}{END}{tail}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--runs", default=str(ROOT / "bench/runs.json"), help="a saved benchmark run")
     parser.add_argument("--rates", default="100,1000,10000", help="tasks per second, comma-separated")
     parser.add_argument("--fifo", action="store_true", help="FIFO prices and quotas")
     parser.add_argument("--task-seconds", type=float, default=1.0, help="how long one task runs")
+    parser.add_argument("--update", default="", help="a Markdown file whose model block to rewrite")
+    parser.add_argument("--impl", default="ours", choices=("ours", "theirs", "both"), help="whose figures")
     args = parser.parse_args()
-    per_task = from_runs(Path(args.runs))
     rates = [int(r) for r in args.rates.split(",") if r]
-    rows = model(per_task, rates, fifo=args.fifo, task_seconds=args.task_seconds)
-    sys.stdout.write(markdown(rows, per_task, args.fifo, args.task_seconds))
+    tables: list[str] = []
+    for impl in ("ours", "theirs") if args.impl == "both" else (args.impl,):
+        per_task = from_runs(Path(args.runs), impl)
+        rows = model(per_task, rates, fifo=args.fifo, task_seconds=args.task_seconds)
+        tables.append(markdown(rows, per_task, args.fifo, args.task_seconds))
+    table = "\n".join(tables)
+    if args.update:
+        update(Path(args.update), table)
+    sys.stdout.write(table)
     return 0
 
 
