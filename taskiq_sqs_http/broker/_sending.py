@@ -142,7 +142,10 @@ async def build_entry(
     if expiry is not None:
         attributes.update(expiry_attribute(expiry))
 
-    body, body_attributes = encode_body(message.message, known_text=known_text)
+    # Raw bytes at or above the threshold can only grow on the wire (text as is, else base64): such a
+    # payload goes to S3 without first being checked, encoded and measured as an SQS body.
+    oversize = len(message.message) >= payloads.threshold
+    body, body_attributes = ("", {}) if oversize else encode_body(message.message, known_text=known_text)
     entry = SendMessageEntry(
         message.task_id,
         body,
@@ -151,12 +154,12 @@ async def build_entry(
         message_group_id=group_id,
         message_deduplication_id=deduplication_id,
     )
-    if payloads.needs_offload(entry):
+    if oversize or payloads.needs_offload(entry):
         if not s3_extended_bucket_name:
             raise ExtendedBucketNameMissingError
         with handle_exceptions(queue.name):
             try:
-                entry = await payloads.offload(entry, message.message, attributes)
+                entry = await payloads.offload(entry, message.message, attributes, force=oversize)
             except NoSuchBucketError as exc:
                 raise BrokerConfigError(
                     error=f"s3_extended_bucket_name {s3_extended_bucket_name!r} does not exist: create "

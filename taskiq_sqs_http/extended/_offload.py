@@ -123,16 +123,25 @@ class PayloadStore:
         entry: SendMessageEntry,
         payload: bytes | None = None,
         keep_attributes: Mapping[str, MessageAttributeValue] | None = None,
+        *,
+        force: bool = False,
     ) -> SendMessageEntry:
         """Store the payload in S3 and return the entry carrying a pointer instead of its body.
 
         ``payload`` defaults to the body's bytes; the broker passes the task's raw bytes (what 2.1.1
         stores). The pointer replaces the body's own attributes; ``keep_attributes`` (a not-before time,
-        say) travel with it.
+        say) travel with it. ``force``: the caller already knows the message is too large (its raw bytes
+        alone reach the threshold), so its body was never encoded and is not measured here.
         """
-        self.check(entry)
-        if not self.needs_offload(entry):
-            return entry
+        if not force:
+            self.check(entry)
+            if not self.needs_offload(entry):
+                return entry
+        elif self.bucket is None:
+            raise OffloadBucketMissingError(
+                f"message {entry.id} is over the {self.threshold}-byte SQS limit and "
+                "s3_extended_bucket_name is not set"
+            )
         assert self.bucket is not None
         s3 = await self._client()
         # A unique key: retries re-kick with the same task id, and an acked message deletes its payload.

@@ -232,3 +232,38 @@ async def test_rejected_credentials_are_a_configuration_error_that_says_so() -> 
     text = str(caught.value)
     assert "InvalidClientTokenId" in text and "credential" in text.lower()
     assert "wrong-secret-value" not in text
+
+
+async def test_an_oversize_payload_goes_to_s3_without_being_encoded_as_a_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 32 MB payload must not cost a text check and an encoding that are thrown away."""
+    from taskiq_sqs_http.broker import _sending
+
+    def no_encoding(*_: Any, **__: Any) -> Any:
+        raise AssertionError("an oversize payload was encoded as an SQS body")
+
+    monkeypatch.setattr(_sending, "encode_body", no_encoding)
+    stored: list[tuple[str, int]] = []
+
+    class FakeS3:
+        async def put_object(self, bucket: str, key: str, data: bytes, **_: Any) -> None:
+            stored.append((bucket, len(data)))
+
+    async def s3() -> Any:
+        return FakeS3()
+
+    payload = b'{"blob":"' + b"x" * 2_000_000 + b'"}'
+    entry = await build_entry(
+        BrokerMessage(task_id="t-1", task_name="app:job", message=payload, labels={}),
+        STANDARD,
+        delay_seconds=0,
+        max_delay_seconds=900,
+        fair_queue=False,
+        use_task_id_for_deduplication=False,
+        payloads=PayloadStore(s3, "payloads"),
+        s3_extended_bucket_name="payloads",
+        handle_exceptions=SQSBroker("q").handle_exceptions,
+    )
+    assert stored == [("payloads", len(payload))]
+    assert '"s3_bucket": "payloads"' in entry.body or '"s3_bucket":"payloads"' in entry.body
