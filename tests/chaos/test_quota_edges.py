@@ -9,6 +9,7 @@ what the broker does at each edge; these tests hold it to that.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 
@@ -30,7 +31,9 @@ def _warnings(caplog: pytest.LogCaptureFixture, code: str) -> list[str]:
 async def _first_message(broker: SQSBroker) -> bytes:
     async def first() -> bytes:
         async for message in broker.listen():
-            await message.ack()
+            acked = message.ack()
+            if inspect.isawaitable(acked):
+                await acked
             return message.data
         raise AssertionError("listen() ended")
 
