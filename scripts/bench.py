@@ -924,7 +924,7 @@ def commit_note() -> str:
 
     head = git("rev-parse", "--short", "HEAD") or "?"
     if OURS_SRC:
-        return f"commit {head}, package from {OURS_SRC}"
+        return os.environ.get("BENCH_OURS_NOTE") or f"commit {head}, package copied to {OURS_SRC}"
     dirty = git("status", "--porcelain", "--", "taskiq_sqs_http")
     return f"commit {head}" + (" with uncommitted changes in taskiq_sqs_http/" if dirty else "")
 
@@ -968,13 +968,19 @@ def caveats(cores: int | None) -> list[str]:
 
 
 def meta_for(
-    sizes: Sizes, impls: list[Impl], endpoint: str, quick: bool, elapsed: float, versions: dict[str, str]
+    sizes: Sizes,
+    impls: list[Impl],
+    endpoint: str,
+    quick: bool,
+    elapsed: float,
+    versions: dict[str, str],
+    commit: str,
 ) -> dict[str, Any]:
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_note(endpoint),
-        "versions": ", ".join(f"{impl.label} {versions.get(impl.key, '?')}" for impl in impls)
-        + f" ({commit_note()})",
+        "versions": ", ".join(f"{impl.dist} {versions.get(impl.key, '?')}" for impl in impls)
+        + f" ({commit})",
         "command": "MiniStack on a free 127.0.0.1 port, then `scripts/bench.py`"
         + (" with BENCH_QUICK=1" if quick else ""),
         "quick": quick,
@@ -1121,9 +1127,10 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     started = time.perf_counter()
+    commit = commit_note()  # before measuring: what was measured, not what is there an hour later
     runs = asyncio.run(measure(endpoint, impls, sizes, sections))
     versions = {impl.key: installed_version(impl) for impl in impls}
-    meta = meta_for(sizes, impls, endpoint, args.quick, time.perf_counter() - started, versions)
+    meta = meta_for(sizes, impls, endpoint, args.quick, time.perf_counter() - started, versions, commit)
     (out / "runs.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1, default=str))
     render(runs, meta, out)
     return 0
