@@ -88,7 +88,7 @@ docs-serve: install ## Serve the documentation site on http://127.0.0.1:8000 whi
 demo: install ministack ## Run the main job end to end on a local MiniStack (worker, mixed tasks, summary)
 	$(PY) scripts/demo.py --ministack $(MS_VENV)/bin/ministack
 
-bench: install ministack aiosqs ## Broker benchmarks, ours vs taskiq-aio-sqs 2.1.1, side by side (bench/results.md)
+bench: install ministack aiosqs ## Broker benchmarks vs taskiq-aio-sqs 2.1.1, side by side (bench/results.md; BENCH_QUICK=1: smoke size)
 	$(PY) scripts/with_ministack.py --ministack $(MS_VENV)/bin/ministack -- $(PY) scripts/bench.py
 	$(MAKE) --no-print-directory bench-lambda
 
