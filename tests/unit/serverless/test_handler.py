@@ -632,3 +632,28 @@ def test_a_payload_s3_cannot_serve_is_a_failure_within_the_invocation_time(
     assert time.monotonic() - started < 2.0
     assert failures(response) == [pointer["messageId"]]
     assert deleted_handles(aws) == [good["receiptHandle"]]
+
+
+def test_retry_middlewares_kick_the_retry_and_the_original_is_deleted(
+    aws: FakeAWS, make_handler: MakeHandler
+) -> None:
+    """taskiq's SimpleRetryMiddleware re-kicks through the broker, as under `taskiq worker`."""
+    from taskiq.middlewares import SimpleRetryMiddleware
+
+    broker = make_broker(aws).with_middlewares(SimpleRetryMiddleware(default_retry_count=3))
+
+    @broker.task(task_name="flaky", retry_on_error=True)
+    async def flaky() -> None:
+        raise RuntimeError("try again")
+
+    body = json.loads(task_body("flaky", task_id="f"))
+    body["labels"] = {"retry_on_error": "True"}  # what kiq() puts there from the task's labels
+    rec = record(json.dumps(body))
+    response = make_handler(broker)(event(rec), Context())
+
+    assert failures(response) == []
+    assert deleted_handles(aws) == [rec["receiptHandle"]]
+    (sent,) = aws.payloads("SendMessage")
+    retried = json.loads(sent["MessageBody"])
+    assert retried["task_name"] == "flaky"
+    assert retried["labels"]["_retries"] == "1"
