@@ -129,4 +129,13 @@ def test_scaling_model_table() -> None:
     assert [r.tasks_per_s for r in rows] == [100, 10_000]
     assert rows[1].requests_per_s == pytest.approx(3_100)
     assert rows[1].workers == 20
+    assert rows[1].workers_at_rtt == 20  # 500 tasks/s per process: ten per 20 ms round trip
     assert rows[1].cost_per_month > rows[0].cost_per_month
+    slow = model.model(
+        model.PerTask(requests=0.31, worker_tasks_per_s=1000.0), rates=(10_000,), round_trip_ms=40
+    )
+    assert (slow[0].workers, slow[0].workers_at_rtt) == (10, 40)
+    long_tasks = model.model(
+        model.PerTask(requests=0.31, worker_tasks_per_s=500.0), rates=(10_000,), task_seconds=30
+    )
+    assert "in-flight quota" in long_tasks[0].quota_note
