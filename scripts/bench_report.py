@@ -588,7 +588,9 @@ def markdown(all_tables: list[Table], meta: dict[str, Any]) -> str:
     )
     lines.append("")
     if meta.get("chart"):
-        lines += [f"![ratios and curves]({meta['chart']})", ""]
+        # Named, not linked: the documentation site includes this file from elsewhere (docs/benchmarks.md)
+        # and shows the chart itself, where a relative image link would not resolve.
+        lines += [f"The chart of these tables is `{meta['chart']}`, beside this file.", ""]
     for table in all_tables:
         lines += [
             f"## {table.title}",
