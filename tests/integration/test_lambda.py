@@ -11,8 +11,10 @@ botocore is the test-only oracle used to deploy the function and to list buckets
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -383,3 +385,69 @@ async def _succeeded(task: Any) -> Any:
         return None
     result = await task.get_result()
     return None if result.is_err else result
+
+
+@pytest.fixture
+def aiosqs_python() -> str:
+    python = os.environ.get("TEST_AIOSQS_PYTHON", str(ROOT / ".venv-aiosqs/bin/python"))
+    if not Path(python).exists():
+        pytest.skip("taskiq-aio-sqs 2.1.1 venv missing (make aiosqs)")
+    return python
+
+
+def _task_body(task_id: str, task_name: str, *args: Any) -> str:
+    message = {
+        "task_id": task_id,
+        "task_name": task_name,
+        "labels": {},
+        "labels_types": {},
+        "args": list(args),
+    }
+    return base64.b64encode(json.dumps({**message, "kwargs": {}}).encode()).decode()
+
+
+def _kick_with_aiosqs(python: str, endpoint: str, request: dict[str, Any]) -> None:
+    env = {
+        **os.environ,
+        "TEST_AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": KEYS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": KEYS["aws_secret_access_key"],
+    }
+    done = subprocess.run(
+        [python, str(Path(__file__).with_name("aiosqs_peer.py"))],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+async def test_tasks_kicked_by_taskiq_aio_sqs_run_on_lambda(
+    kicker: SQSBroker, deployment: Deployment, aiosqs_python: str
+) -> None:
+    """The wire format holds across libraries: 2.1.1 producers (plain and S3-offloaded) feed the function."""
+    small, big = uuid.uuid4().hex, uuid.uuid4().hex
+    request = {
+        "action": "kick",
+        "queue": deployment.queue,
+        "bucket": deployment.payloads,
+        "messages": [
+            {"task_id": small, "task_name": "app:add", "body": _task_body(small, "app:add", 40, 2)},
+            # Over 1 MiB: 2.1.1 puts it in S3 and sends its pointer format.
+            {"task_id": big, "task_name": "app:size", "body": _task_body(big, "app:size", "y" * 1_100_000)},
+        ],
+    }
+    await asyncio.to_thread(_kick_with_aiosqs, aiosqs_python, deployment.endpoint, request)
+    backend = kicker.result_backend
+
+    async def result_of(task_id: str) -> Any:
+        if not await backend.is_result_ready(task_id):
+            return None
+        return await backend.get_result(task_id)
+
+    assert (await eventually(lambda: result_of(small))).return_value == 42
+    assert (await eventually(lambda: result_of(big))).return_value == 1_100_000
