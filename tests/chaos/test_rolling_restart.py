@@ -51,9 +51,11 @@ def _terminate(worker: Worker, timeout: float = 30.0) -> None:
         worker.kill()
 
 
-async def _rolling_restart(emulator: str, tmp_path: Path, seconds: float, restart_every: float) -> None:
+async def _rolling_restart(
+    scenario: str, emulator: str, tmp_path: Path, seconds: float, restart_every: float
+) -> None:
     started = time.monotonic()
-    record = Record("rolling restart")
+    record = Record(scenario)
     queue = unique("rolling")
     runs_file = tmp_path / "runs.log"
     async with SQSClient(endpoint_url=emulator) as admin:
@@ -142,9 +144,11 @@ async def _rolling_restart(emulator: str, tmp_path: Path, seconds: float, restar
 
 @pytest.mark.chaos
 async def test_rolling_restart_hides_no_message(fake_keys: None, emulator: str, tmp_path: Path) -> None:
-    await _rolling_restart(emulator, tmp_path, seconds=60, restart_every=4)
+    await _rolling_restart("rolling restart", emulator, tmp_path, seconds=60, restart_every=4)
 
 
 async def test_rolling_restart_fast(fake_keys: None, emulator: str, tmp_path: Path) -> None:
     """The same, short enough for ``make test``."""
-    await _rolling_restart(emulator, tmp_path, seconds=12, restart_every=3)
+    await _rolling_restart(
+        "rolling restart (short, in make test)", emulator, tmp_path, seconds=12, restart_every=3
+    )

@@ -34,9 +34,11 @@ S3_OPERATIONS = frozenset({"S3.GetObject", "S3.PutObject", "S3.DeleteObject", "S
 MAX_RECEIVE_COUNT = 2  # tight on purpose: one wrongly poisoned receive too many and the task is gone
 
 
-async def _brownout(emulator: str, tmp_path: Path, tasks: int, share: float, seconds: float) -> None:
+async def _brownout(
+    scenario: str, emulator: str, tmp_path: Path, tasks: int, share: float, seconds: float
+) -> None:
     started = time.monotonic()
-    record = Record("S3 brownout")
+    record = Record(scenario)
     queue, bucket, payloads = unique("brownout"), unique("brownout-results"), unique("brownout-payloads")
     runs_file = tmp_path / "runs.log"
     async with SQSClient(endpoint_url=emulator) as sqs, S3Client(endpoint_url=emulator) as s3:
@@ -118,9 +120,9 @@ async def _brownout(emulator: str, tmp_path: Path, tasks: int, share: float, sec
 async def test_s3_brownout_sends_no_valid_task_to_the_dlq(
     fake_keys: None, emulator: str, tmp_path: Path
 ) -> None:
-    await _brownout(emulator, tmp_path, tasks=60, share=0.6, seconds=20)
+    await _brownout("S3 brownout", emulator, tmp_path, tasks=60, share=0.6, seconds=20)
 
 
 async def test_s3_brownout_fast(fake_keys: None, emulator: str, tmp_path: Path) -> None:
     """The same, short enough for ``make test``."""
-    await _brownout(emulator, tmp_path, tasks=15, share=0.6, seconds=8)
+    await _brownout("S3 brownout (short, in make test)", emulator, tmp_path, tasks=15, share=0.6, seconds=8)
