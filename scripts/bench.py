@@ -541,7 +541,7 @@ class Bench:
         return {**result, "tps": result["acked"] / result["wall"] if result["wall"] > 0 else 0.0}
 
     async def sequential(self) -> None:
-        for order in self.orders(max(2, self.sizes.repeats - 1) if self.sizes.repeats > 1 else 1):
+        for order in self.orders(self.sizes.repeats):
             for impl in order:
                 self.record(impl, "seq_worker", await self.cli_worker(impl))
                 self.record(impl, "seq_listen", await self.listen_ack(impl))
