@@ -946,8 +946,8 @@ def caveats(cores: int | None) -> list[str]:
         "are the noisiest. CPU per task is the client process's own `process_time`, the better measure of "
         "what a library costs.",
         "Publish throughput runs to the moment the last SendMessage(Batch) was accepted (a wrapper on the "
-        "client's send methods), so a slow or hanging `shutdown()` is reported apart (Details); CPU per task "
-        "includes the shutdown.",
+        "client's send methods), so a slow or hanging `shutdown()` is reported apart (under the headline "
+        "table); CPU per task includes the shutdown.",
         "End-to-end rows are derived: per-task publish time plus per-task consume time of the same repeat.",
         "Requests are counted at a proxy in front of MiniStack (tests/chaos/proxy.py with no faults) and "
         "include startup calls and the receive in flight when a consumer stops. Idle windows start at the "
