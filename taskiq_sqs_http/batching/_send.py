@@ -68,12 +68,15 @@ class SendBatchError(AWSError):
 
 @dataclass(slots=True, eq=False)
 class _Pending:
+    """One buffered message. Kept small: a producer may buffer ten thousand of them."""
+
     entry: SendMessageEntry
     size: int
-    future: asyncio.Future[SendMessageResult]
+    future: asyncio.Future[SendMessageResult] | None
     enqueued: float
     attempts: int = 0
     not_before: float = 0.0
+    settled: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -176,13 +179,12 @@ class SendBatcher:
             or self._buffered_bytes >= self._max_buffered_bytes
         )
 
-    async def put(
-        self, queue_url: str, entry: SendMessageEntry, *, timeout: float
-    ) -> asyncio.Future[SendMessageResult]:
+    async def put(self, queue_url: str, entry: SendMessageEntry, *, timeout: float) -> None:
         """Buffer one message, first waiting up to ``timeout`` seconds for room in a full buffer.
 
         Raises `SendBufferFullError` when no room came: the message was not accepted, and the caller
-        knows it (the broker raises it from ``kiq()``).
+        knows it (the broker raises it from ``kiq()``). Its outcome is reported like every buffered
+        message's (the failure hook, ``flush()``), so no future is kept for it.
         """
         if self.full and not self._closing:
             deadline = time.monotonic() + timeout
@@ -204,13 +206,21 @@ class SendBatcher:
                             )
                         ]
                     )
-        return self.submit(queue_url, entry)
+        self._buffer(queue_url, entry, None)
 
     def submit(self, queue_url: str, entry: SendMessageEntry) -> asyncio.Future[SendMessageResult]:
         """Buffer one message. The future resolves when SQS has it, or fails when it never will.
 
         Does not wait for room: callers that accept work from users go through `put`.
         """
+        future: asyncio.Future[SendMessageResult] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(retrieve_exception)
+        self._buffer(queue_url, entry, future)
+        return future
+
+    def _buffer(
+        self, queue_url: str, entry: SendMessageEntry, future: asyncio.Future[SendMessageResult] | None
+    ) -> None:
         if self._closing:
             raise ConfigurationError("the send batcher is closed; no new messages are accepted")
         size = entry.wire_size()
@@ -218,17 +228,12 @@ class SendBatcher:
             raise ConfigurationError(
                 f"message {entry.id} is {size} bytes; allowed at most {self._max_bytes} bytes per message"
             )
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[SendMessageResult] = loop.create_future()
-        future.add_done_callback(retrieve_exception)
         self._buffered_messages += 1
         self._buffered_bytes += size
-        future.add_done_callback(lambda _: self._release(size))
         state = self._queue(queue_url)
         state.buffer.append(_Pending(entry, size, future, time.monotonic()))
         self._idle.clear()
         state.wake.set()
-        return future
 
     async def flush(self) -> None:
         """Send everything buffered now (no linger) and raise `SendBatchError` if anything failed."""
@@ -257,11 +262,16 @@ class SendBatcher:
         self._raise_failures()
 
     # -- internals ----------------------------------------------------------------------------------
-    def _release(self, size: int) -> None:
+    def _settle(self, pending: _Pending) -> bool:
+        """The message leaves the buffer's accounting (sent, or failed for good); False if it already had."""
+        if pending.settled:
+            return False
+        pending.settled = True
         self._buffered_messages -= 1
-        self._buffered_bytes -= size
+        self._buffered_bytes -= pending.size
         if not self.full:
             self._room.set()
+        return True
 
     def _queue(self, queue_url: str) -> _QueueState:
         state = self._queues.get(queue_url)
@@ -371,8 +381,8 @@ class SendBatcher:
         else:
             for index, pending in enumerate(batch):
                 sent = result.successful.get(str(index))
-                if sent is not None and not pending.future.done():
-                    pending.future.set_result(sent)
+                if sent is not None and self._settle(pending):
+                    _resolve(pending.future, sent)
             for failed in result.failed:
                 pending = batch[int(failed.id)]
                 if failed.sender_fault:
@@ -404,10 +414,22 @@ class SendBatcher:
         failure = SendFailure(queue_url, pending.entry, code, message, pending.attempts)
         logger.error("could not send %s", failure.describe())
         self._failures.append(failure)
-        if not pending.future.done():
-            pending.future.set_exception(SendBatchError([failure]))
+        if self._settle(pending):
+            _resolve(pending.future, SendBatchError([failure]))
         if self._on_failure is not None:
             try:
                 self._on_failure(failure)
             except Exception:
                 logger.exception("send failure hook raised")
+
+
+def _resolve(
+    future: asyncio.Future[SendMessageResult] | None, outcome: SendMessageResult | Exception
+) -> None:
+    """Tell a `submit` caller, if there is one still waiting, how its message fared."""
+    if future is None or future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
