@@ -50,7 +50,7 @@ if OURS_SRC:
 
 import bench_report  # noqa: E402
 
-from tests.chaos.proxy import FaultProxy, running_proxy  # noqa: E402
+from tests.chaos.proxy import FaultPlan, FaultProxy, running_proxy  # noqa: E402
 
 WORKER = SCRIPTS / "bench_worker.py"
 THEIRS_PYTHON = os.environ.get("BENCH_AIOSQS_PYTHON", str(ROOT / ".venv-aiosqs/bin/python"))
@@ -327,6 +327,10 @@ def _kb_to_mb(kb: float) -> float:
 # ---------------------------------------------------------------------------------------------------
 # Measure: each section records raw per-run numbers under "scenario|impl"
 # ---------------------------------------------------------------------------------------------------
+# The round trip added in the sequential rows that model a network (same region, to real SQS: 5-20 ms).
+SEQUENTIAL_RTT = 0.01
+
+
 @dataclass
 class Bench:
     endpoint: str
@@ -488,10 +492,16 @@ class Bench:
             self.record(impl, "import", {"ms": plain_ms, "broker_ms": broker_ms})
 
     # -- sequential consumption ------------------------------------------------------------------------
-    async def cli_worker(self, impl: Impl) -> dict[str, Any]:
-        """``taskiq worker --max-async-tasks 1`` drains N tasks; rate from first receive to last delete."""
+    async def cli_worker(self, impl: Impl, rtt: float = 0.0) -> dict[str, Any]:
+        """``taskiq worker --max-async-tasks 1`` drains N tasks; rate from first receive to last delete.
+
+        ``rtt``: seconds the proxy adds to every answer, as the network to real SQS does (loopback to
+        MiniStack has none, which hides what a round trip costs).
+        """
         n = self.sizes.sequential_tasks
         with counting(self.endpoint) as proxy:
+            if rtt:
+                proxy.set_plan(FaultPlan(rate=1.0, kinds=("delay",), delay_seconds=rtt))
             async with self.queues.fresh(prefill=n) as (name, url):
                 env = {
                     **worker_env(impl, str(SCRIPTS)),
@@ -534,10 +544,13 @@ class Bench:
         wall = deletes[-1] - receives[0]
         return {"n": n, "wall": wall, "tps": n / wall if wall > 0 else 0.0}
 
-    async def listen_ack(self, impl: Impl) -> dict[str, Any]:
+    async def listen_ack(self, impl: Impl, rtt: float = 0.0) -> dict[str, Any]:
         n = self.sizes.sequential_tasks
-        async with self.queues.fresh(prefill=n) as (name, _url):
-            result = await run_worker(impl, "listen-ack", self.endpoint, "--queue", name, "-n", str(n))
+        with counting(self.endpoint) as proxy:
+            if rtt:
+                proxy.set_plan(FaultPlan(rate=1.0, kinds=("delay",), delay_seconds=rtt))
+            async with self.queues.fresh(prefill=n) as (name, _url):
+                result = await run_worker(impl, "listen-ack", proxy.url, "--queue", name, "-n", str(n))
         return {**result, "tps": result["acked"] / result["wall"] if result["wall"] > 0 else 0.0}
 
     async def sequential(self) -> None:
@@ -545,6 +558,8 @@ class Bench:
             for impl in order:
                 self.record(impl, "seq_worker", await self.cli_worker(impl))
                 self.record(impl, "seq_listen", await self.listen_ack(impl))
+                self.record(impl, "seq_worker_rtt", await self.cli_worker(impl, SEQUENTIAL_RTT))
+                self.record(impl, "seq_listen_rtt", await self.listen_ack(impl, SEQUENTIAL_RTT))
 
     # -- payload size curve ----------------------------------------------------------------------------
     async def payload(self) -> None:
