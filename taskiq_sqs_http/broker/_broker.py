@@ -53,7 +53,7 @@ from ._config import (
     SQSQueue,
 )
 from ._consumer import RETURN_TIMEOUT_SECONDS, Consumer
-from ._envelope import MetadataUnwrappingFormatter, emits_sqs_text
+from ._envelope import MetadataUnwrappingFormatter
 from ._errors import broker_error
 from ._lifecycle import FailureTracker, Inbox, InboxSettings, RecentSet, TaskCheck, check_task
 from ._outbox import Outbox
@@ -512,7 +512,6 @@ class SQSBroker(AsyncBroker):
             payloads=self._payloads,
             s3_extended_bucket_name=self.s3_extended_bucket_name,
             handle_exceptions=self.handle_exceptions,
-            known_text=emits_sqs_text(self.formatter),
         )
 
     # -- receiving ------------------------------------------------------------------------------------

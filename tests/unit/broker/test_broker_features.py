@@ -267,3 +267,14 @@ async def test_an_oversize_payload_goes_to_s3_without_being_encoded_as_a_body(
     )
     assert stored == [("payloads", len(payload))]
     assert '"s3_bucket": "payloads"' in entry.body or '"s3_bucket":"payloads"' in entry.body
+
+
+async def test_bytes_kicked_directly_are_checked_even_with_the_default_formatter() -> None:
+    """kick() takes any BrokerMessage, not only what the formatter made: its bytes are always checked."""
+    from taskiq_sqs_http.broker._queues import Target as _Target
+
+    broker = SQSBroker("jobs")
+    binary = BrokerMessage(task_id="t-1", task_name="app:job", message=b"\x80\x81\xff\x00binary", labels={})
+    entry = await broker.build_entry(binary, _Target(STANDARD, "http://sqs.test/1/jobs"))
+    assert entry.message_attributes is not None
+    assert entry.message_attributes["taskiq_body_encoding"].string_value == "base64"
