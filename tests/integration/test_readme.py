@@ -43,8 +43,8 @@ def empty_endpoint() -> Iterator[str]:
 
 
 def test_readme_has_python_blocks() -> None:
-    """The README shows the main features in runnable form."""
-    assert len(BLOCKS) >= 6
+    """The README is the front page: its quick start runs; the guides' blocks run in test_docs_blocks."""
+    assert len(BLOCKS) >= 1
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
@@ -80,12 +80,14 @@ async def test_readme_block_runs(index: int, empty_endpoint: str, tmp_path: Path
 
 
 def test_readme_json_blocks_parse() -> None:
-    """The IAM policies shown are valid JSON (and name only actions that exist in our request paths)."""
+    """The IAM policies shown (README and docs) are valid JSON naming only SQS, S3 and log actions."""
     import json
 
-    blocks = re.findall(r"```json\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    texts = [README.read_text(), *(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))]
+    found = [b for text in texts for b in re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)]
+    blocks = [b for b in found if '"Statement"' in b]  # the IAM policies (other JSON blocks are events)
     assert len(blocks) >= 2
     for block in blocks:
         policy = json.loads(block)
         actions = {a for s in policy["Statement"] for a in s["Action"]}
-        assert all(a.startswith(("sqs:", "s3:")) for a in actions)
+        assert all(a.startswith(("sqs:", "s3:", "logs:")) for a in actions)
