@@ -36,104 +36,6 @@ from taskiq_sqs_http.aws import (
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 
-# The public surface, pinned: a name added or removed here is an API change, made on purpose.
-AWS_ALL = [
-    "AWSError",
-    "BatchRequestTooLongError",
-    "BatchResult",
-    "BatchResultError",
-    "ChainCredentialProvider",
-    "ChangeVisibilityEntry",
-    "ConfigurationError",
-    "ConnectError",
-    "ContainerCredentialProvider",
-    "CredentialProvider",
-    "CredentialSourceError",
-    "Credentials",
-    "CredentialsError",
-    "CredentialsExpiredError",
-    "CredentialsLike",
-    "CredentialsRejectedError",
-    "DeadlineExceededError",
-    "DeleteMessageEntry",
-    "DeleteObjectsResult",
-    "EnvironmentCredentialProvider",
-    "GetObjectResult",
-    "HTTPSession",
-    "HeadObjectResult",
-    "InstanceMetadataCredentialProvider",
-    "InvalidRequestError",
-    "InvalidS3KeyError",
-    "MalformedResponseError",
-    "Message",
-    "MessageAttributeValue",
-    "NoCredentialsError",
-    "NoSuchBucketError",
-    "NoSuchKeyError",
-    "PartialCredentialsError",
-    "ProfileCredentialProvider",
-    "ProfileNotFoundError",
-    "QueueDoesNotExistError",
-    "ReceiptHandleIsInvalidError",
-    "RefreshSettings",
-    "RefreshableCredentialProvider",
-    "RequestTimeoutError",
-    "RetryPolicy",
-    "RetryQuota",
-    "S3Client",
-    "S3CredentialsRejectedError",
-    "S3Error",
-    "SQSClient",
-    "SQSCredentialsRejectedError",
-    "SQSError",
-    "SendMessageBatchResult",
-    "SendMessageEntry",
-    "SendMessageResult",
-    "ServerSideEncryption",
-    "ServiceError",
-    "SessionClosedError",
-    "SigV4Signer",
-    "StaticCredentialProvider",
-    "Timeouts",
-    "TransportError",
-    "UnsupportedCredentialSourceError",
-    "WebIdentityCredentialProvider",
-    "as_provider",
-    "default_credential_provider",
-    "is_permanent_request_error",
-    "is_stale_receipt_handle",
-    "is_transient",
-    "resolve_endpoint",
-    "resolve_region",
-]
-SQS_ALL = [
-    "LONG_POLL_READ_MARGIN",
-    "MAX_BATCH_BYTES",
-    "MAX_BATCH_ENTRIES",
-    "MAX_DELAY_SECONDS",
-    "MAX_MESSAGE_BYTES",
-    "MAX_VISIBILITY_TIMEOUT",
-    "MAX_WAIT_TIME_SECONDS",
-    "BatchResult",
-    "BatchResultError",
-    "ChangeVisibilityEntry",
-    "DeleteMessageEntry",
-    "Message",
-    "MessageAttributeValue",
-    "SQSClient",
-    "SendMessageBatchResult",
-    "SendMessageEntry",
-    "SendMessageResult",
-]
-S3_ALL = [
-    "DeleteObjectsResult",
-    "GetObjectResult",
-    "HeadObjectResult",
-    "S3Client",
-    "ServerSideEncryption",
-]
-
-
 @pytest.mark.parametrize("client", [SQSClient, S3Client])
 @pytest.mark.parametrize(
     ("kwargs", "match"),
@@ -287,17 +189,7 @@ def test_retry_policy_and_classification_agree() -> None:
 # -- the public surface -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [taskiq_sqs_http.aws, taskiq_sqs_http.aws.sqs, taskiq_sqs_http.aws.s3])
-def test_all_is_sorted_and_importable(module: Any) -> None:
-    assert module.__all__ == sorted(module.__all__, key=lambda n: (not n.isupper(), n))
-    for name in module.__all__:
-        assert getattr(module, name) is not None
-
-
-def test_public_surface_is_pinned() -> None:
-    assert taskiq_sqs_http.aws.__all__ == AWS_ALL
-    assert taskiq_sqs_http.aws.sqs.__all__ == SQS_ALL
-    assert taskiq_sqs_http.aws.s3.__all__ == S3_ALL
+# The public surface is pinned once, for every public module, in tests/unit/test_exported_members.py.
 
 
 def test_public_names_users_need() -> None:
