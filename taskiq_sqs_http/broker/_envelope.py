@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,8 +27,6 @@ from typing import Any, cast
 import orjson
 from taskiq import BrokerMessage, TaskiqMessage
 from taskiq.abc.formatter import TaskiqFormatter
-from taskiq.formatters.proxy_formatter import ProxyFormatter
-from taskiq.serializers import JSONSerializer
 
 from ..aws import MessageAttributeValue
 from ..aws.sqs._wire import sqs_text
@@ -45,7 +42,6 @@ __all__ = [
     "MetadataUnwrappingFormatter",
     "SQSMessageMetadata",
     "decode_body",
-    "emits_sqs_text",
     "encode_body",
     "encode_envelope",
     "not_before",
@@ -72,15 +68,12 @@ class MalformedMessageError(ValueError):
     """A received message this broker cannot turn into task bytes; it is left in SQS for redrive."""
 
 
-def encode_body(payload: bytes, *, known_text: bool = False) -> tuple[str, dict[str, MessageAttributeValue]]:
+def encode_body(payload: bytes) -> tuple[str, dict[str, MessageAttributeValue]]:
     """SQS body and attributes for a task payload (text verbatim, anything else base64).
 
-    `sqs_text` checks the characters SQS accepts at memchr speed: this runs on every task. With
-    ``known_text`` (the payload came from a formatter `emits_sqs_text` vouches for) the check is skipped,
-    leaving the decode as the only pass over the body here.
+    `sqs_text` checks the characters SQS accepts at memchr speed: this runs on every task. It is never
+    skipped: ``kick()`` takes any bytes, not only what a formatter made.
     """
-    if known_text:
-        return payload.decode("utf-8"), {}
     text = sqs_text(payload)
     if text is not None:
         return text, {}
@@ -88,36 +81,6 @@ def encode_body(payload: bytes, *, known_text: bool = False) -> tuple[str, dict[
         base64.b64encode(payload).decode("ascii"),
         {BODY_ENCODING_ATTRIBUTE: MessageAttributeValue.string(_BASE64)},
     )
-
-
-# Every control character, DEL, non-ASCII and the two non-characters SQS refuses: a serializer that turns
-# all of them into printable ASCII escapes is assumed to do so for any value.
-_PROBE = {"probe": "".join(map(chr, range(0x20))) + '\x7f"\\\u00e9\ufffe\uffff\U0001f600'}
-_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
-
-
-@functools.cache
-def _json_serializer_escapes_everything() -> bool:
-    return not JSONSerializer(ensure_ascii=True).dumpb(_PROBE).translate(None, _PRINTABLE_ASCII)
-
-
-def emits_sqs_text(formatter: TaskiqFormatter) -> bool:
-    """Whether every payload ``formatter`` makes is SQS text by construction, so `encode_body` may skip
-    its check (about a tenth of a send's client CPU at 256 KB, issue 13).
-
-    True for taskiq's default only: ``ProxyFormatter`` over ``JSONSerializer(ensure_ascii=True)``, whose
-    output is JSON with every control character and everything beyond printable ASCII escaped, so bytes
-    0x20-0x7E only. Exact types (a subclass may override ``dumpb``), and the serializer's behaviour is
-    probed once, so a taskiq that changed it would make this False rather than send what SQS refuses.
-    """
-    if isinstance(formatter, MetadataUnwrappingFormatter):
-        formatter = formatter.inner
-    if type(formatter) is not ProxyFormatter:
-        return False
-    serializer = formatter.broker.serializer
-    if type(serializer) is not JSONSerializer or getattr(serializer, "ensure_ascii", None) is not True:
-        return False
-    return _json_serializer_escapes_everything()
 
 
 def _attribute_string(attributes: Mapping[str, MessageAttributeValue], name: str) -> str | None:

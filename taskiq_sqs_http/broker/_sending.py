@@ -89,7 +89,6 @@ async def build_entry(
     payloads: PayloadStore,
     s3_extended_bucket_name: str | None,
     handle_exceptions: Callable[[str], AbstractContextManager[None]],
-    known_text: bool = False,
 ) -> SendMessageEntry:
     """The SQS message for a task on ``queue``; ``delay_seconds`` applies when the task names no delay.
 
@@ -145,7 +144,7 @@ async def build_entry(
     # Raw bytes at or above the threshold can only grow on the wire (text as is, else base64): such a
     # payload goes to S3 without first being checked, encoded and measured as an SQS body.
     oversize = len(message.message) >= payloads.threshold
-    body, body_attributes = ("", {}) if oversize else encode_body(message.message, known_text=known_text)
+    body, body_attributes = ("", {}) if oversize else encode_body(message.message)
     entry = SendMessageEntry(
         message.task_id,
         body,

@@ -25,9 +25,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from taskiq import InMemoryBroker
-from taskiq.formatters.json_formatter import JSONFormatter
-from taskiq.serializers import JSONSerializer, ORJSONSerializer
 
 from taskiq_sqs_http import SQSBroker
 from taskiq_sqs_http.aws import Credentials, RetryPolicy, SQSClient
@@ -35,8 +32,6 @@ from taskiq_sqs_http.aws.sqs._models import SendMessageEntry, utf8_size
 from taskiq_sqs_http.aws.sqs._wire import sqs_text
 from taskiq_sqs_http.broker._envelope import (
     BODY_ENCODING_ATTRIBUTE,
-    MetadataUnwrappingFormatter,
-    emits_sqs_text,
     encode_body,
 )
 
@@ -303,33 +298,3 @@ def test_encode_body_keeps_text_verbatim_and_base64s_the_rest() -> None:
 def test_wire_size_counts_utf8_bytes(text: str) -> None:
     assert utf8_size(text) == len(text.encode())
     assert SendMessageEntry("1", text).wire_size() == len(text.encode())
-
-
-# -- skipping the check for taskiq's default formatter ----------------------------------------------------
-def test_taskiqs_default_formatter_is_vouched_for_and_others_are_not() -> None:
-    broker = InMemoryBroker()
-    assert emits_sqs_text(broker.formatter)
-    assert emits_sqs_text(MetadataUnwrappingFormatter(broker.formatter))
-    assert not emits_sqs_text(JSONFormatter())
-    assert not emits_sqs_text(InMemoryBroker().with_serializer(ORJSONSerializer()).formatter)
-    assert not emits_sqs_text(InMemoryBroker().with_serializer(JSONSerializer(ensure_ascii=False)).formatter)
-
-    class Custom(JSONSerializer):
-        def dumpb(self, value: Any) -> bytes:
-            return b"\x01" + super().dumpb(value)
-
-    assert not emits_sqs_text(InMemoryBroker().with_serializer(Custom()).formatter)
-
-
-def test_what_the_default_serializer_makes_passes_the_full_check() -> None:
-    """The claim behind ``known_text``, on hostile values: the skipped check would have said yes too."""
-    serializer = JSONSerializer()
-    for value in (
-        {"s": "".join(map(chr, range(0x20)))},
-        {"s": "\x7f\u00e9\u2028\ufffe\uffff\U0001f600"},
-        {"\x00key\x1f": ["\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")]},
-        {"n": [1.5, float("inf"), None, True]},
-    ):
-        payload = serializer.dumpb(value)
-        assert sqs_text(payload) == payload.decode()
-        assert encode_body(payload, known_text=True) == encode_body(payload)
